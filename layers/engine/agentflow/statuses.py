@@ -1,0 +1,73 @@
+"""The status state machines of graph executions and node executions (DESIGN §3).
+
+These tables are the single source of truth: the store builds every status ConditionExpression from them,
+and no other code writes a status attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class ExecutionStatus(StrEnum):
+    INCOMPLETE = "INCOMPLETE"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    TERMINATED = "TERMINATED"
+    FAILED = "FAILED"
+
+
+class NodeStatus(StrEnum):
+    INCOMPLETE = "INCOMPLETE"  # waiting for inputs
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    TERMINATED = "TERMINATED"
+    FAILED = "FAILED"
+
+
+E = ExecutionStatus
+N = NodeStatus
+
+EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    E.INCOMPLETE: frozenset({E.QUEUED, E.RUNNING, E.FAILED, E.TERMINATED}),
+    E.QUEUED: frozenset({E.RUNNING, E.FAILED, E.TERMINATED}),
+    E.RUNNING: frozenset({E.COMPLETED, E.TERMINATED, E.FAILED}),
+    E.TERMINATED: frozenset({E.RUNNING}),  # resume
+    E.COMPLETED: frozenset(),
+    E.FAILED: frozenset(),
+}
+
+# RUNNING -> RUNNING is the takeover of an expired lease; the store adds the lease guard to that source.
+NODE_TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
+    N.INCOMPLETE: frozenset({N.QUEUED, N.TERMINATED}),
+    N.QUEUED: frozenset({N.RUNNING, N.TERMINATED}),
+    N.RUNNING: frozenset({N.RUNNING, N.COMPLETED, N.FAILED, N.TERMINATED}),
+    N.TERMINATED: frozenset({N.QUEUED}),  # resume
+    N.COMPLETED: frozenset(),
+    N.FAILED: frozenset(),
+}
+
+TERMINAL_EXECUTION_STATUSES = frozenset(s for s, targets in EXECUTION_TRANSITIONS.items() if not targets)
+TERMINAL_NODE_STATUSES = frozenset(s for s, targets in NODE_TRANSITIONS.items() if not targets)
+
+
+def allowed_sources[S: StrEnum](table: Mapping[S, frozenset[S]], target: S) -> frozenset[S]:
+    """Every status from which `target` may be reached in `table`."""
+    return frozenset(source for source, targets in table.items() if target in targets)
+
+
+def check_transition[S: StrEnum](table: Mapping[S, frozenset[S]], source: S, target: S) -> None:
+    """Raise ValueError naming both statuses when `table` forbids source -> target."""
+    if target not in table[source]:
+        raise ValueError(f"status transition {source.value} -> {target.value} is not allowed")
+
+
+def require_reachable[S: StrEnum](table: Mapping[S, frozenset[S]], target: S) -> frozenset[S]:
+    """The allowed sources of `target`; a target no status may reach is a programming error."""
+    sources = allowed_sources(table, target)
+    if not sources:
+        raise ValueError(f"status transition to {target.value} is not allowed from any status")
+    return sources
