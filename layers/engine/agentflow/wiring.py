@@ -1,6 +1,6 @@
 """Builds the engine from the environment: the same code path in Lambda and on the local stack.
 
-Endpoints come from boto3's own settings (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_EVENTS), which the local
+Endpoints come from boto3's own settings (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_EVENTBRIDGE), which the local
 stack sets; in AWS they are unset and boto3 talks to the real services.
 """
 

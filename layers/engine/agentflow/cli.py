@@ -1,0 +1,249 @@
+"""The `agentflow` command line.
+
+    agentflow run GRAPH.json [--input NAME=VALUE ...] [--inputs JSON] [--redeliver N] [--json]
+
+Exit codes: 0 the run COMPLETED; 1 it FAILED or was TERMINATED (or the local stack failed); 2 the graph or the
+inputs are invalid, with every problem on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, validate_inputs
+from agentflow.local.dynamodb import DynamoDBLocalError, project_root
+from agentflow.local.stack import LocalStack, LocalStackConfig
+from agentflow.reports import execution_report
+from agentflow.statuses import ExecutionStatus
+from agentflow.store import Store
+
+LOCAL_USER = "local"
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, ExecutionStatus.TERMINATED.value}
+STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_value(text: str) -> Any:
+    """A value given on the command line: JSON when it parses as JSON, else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_inputs(pairs: Sequence[str], inputs_json: str | None) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    problems = []
+    if inputs_json is not None:
+        try:
+            loaded = json.loads(inputs_json)
+        except json.JSONDecodeError as exc:
+            problems.append(f"--inputs is not valid JSON: {exc}")
+        else:
+            if isinstance(loaded, dict):
+                inputs.update(loaded)
+            else:
+                problems.append(f"--inputs must be a JSON object, got {type(loaded).__name__}")
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            problems.append(f"--input expects NAME=VALUE, got {pair!r}")
+            continue
+        inputs[name] = parse_value(value)
+    if problems:
+        raise UsageError("\n".join(problems))
+    return inputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentflow", description="Run AutoGPT-style agent graphs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a graph to its end on the local stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("graph", type=Path, metavar="GRAPH.json", help="a graph in the AutoGPT export format")
+    run.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a graph input; VALUE is parsed as JSON when it is valid JSON, else taken as a string",
+    )
+    run.add_argument("--inputs", metavar="JSON", help="all graph inputs as one JSON object")
+    run.add_argument(
+        "--redeliver",
+        type=int,
+        default=0,
+        metavar="N",
+        help="deliver every event N more times, in random order (at-least-once check)",
+    )
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the live view")
+    run.add_argument(
+        "--timeout", type=float, default=600.0, metavar="SECONDS", help="stop the run after this long (default 600)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run_command(args)
+    return EXIT_INVALID  # pragma: no cover - argparse rejects unknown commands
+
+
+def load_graph_file(path: Path) -> ValidGraph:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    return validate_graph(text)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.redeliver < 0:
+        print("error: --redeliver must be 0 or more", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        graph = load_graph_file(args.graph)
+        inputs = parse_inputs(args.input, args.inputs)
+        validate_inputs(graph, inputs)
+    except (UsageError, GraphValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+    try:
+        root = project_root()
+        config = LocalStackConfig.for_user(root, redeliver=args.redeliver, log_level="WARNING")
+        if not config.dynamodb_endpoint:
+            print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
+        with LocalStack(config) as stack:
+            report = run_on_stack(stack, graph, inputs, args.timeout, live=None if args.json else sys.stderr)
+    except DynamoDBLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    if args.json:
+        print(json.dumps(public_report(report), indent=2))
+    else:
+        print_summary(report, sys.stdout)
+    return EXIT_OK if report["status"] == ExecutionStatus.COMPLETED.value else EXIT_FAILED
+
+
+def run_on_stack(
+    stack: LocalStack, graph: ValidGraph, inputs: dict[str, Any], timeout: float, live: TextIO | None
+) -> dict[str, Any]:
+    engine = stack.engine
+    bus = stack.bus
+    assert bus is not None
+    graph_id, version = engine.register_graph(LOCAL_USER, graph)
+    execution_id = engine.start_execution(LOCAL_USER, graph_id, version, inputs).execution_id
+    viewer = Store(engine.store.client, engine.store.table)  # its reads are not billed to the run
+    if live:
+        print(f"agentflow: execution {execution_id} of {graph.graph.name or 'graph'}", file=live)
+    seen: dict[tuple[str, int], str] = {}
+    started = time.monotonic()
+    last_change = started
+    progress: tuple[Any, ...] = ()
+    try:
+        while True:
+            execution = viewer.get_execution(execution_id)
+            assert execution is not None
+            _show_progress(viewer, execution_id, graph, seen, started, live)
+            signature = (bus.delivered, execution.get("updated_at"), execution.get("pending"))
+            if signature != progress:
+                progress, last_change = signature, time.monotonic()
+            if execution["status"] in FINAL and bus.wait_idle(0):
+                break
+            now = time.monotonic()
+            if bus.wait_idle(0) and now - last_change > STALL_SECONDS:
+                engine.stop(execution_id)
+                print(
+                    f"error: the run made no progress for {STALL_SECONDS:.0f}s with nothing in flight; "
+                    "stopped it (see the local bus's dead letters in the log)",
+                    file=sys.stderr,
+                )
+            if now - started > timeout:
+                print(f"error: the run took longer than --timeout {timeout:.0f}s; stopping it", file=sys.stderr)
+                engine.stop(execution_id)
+                timeout = float("inf")
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        print("\nagentflow: stopping the run", file=sys.stderr)
+        engine.stop(execution_id)
+    bus.wait_idle(60)
+    _show_progress(viewer, execution_id, graph, seen, started, live)
+    report = execution_report(viewer, execution_id, graph.output_names)
+    assert report is not None
+    for letter in bus.dead_letters:
+        print(f"warning: an event was dead-lettered: {letter}", file=sys.stderr)
+    return report
+
+
+def _show_progress(
+    store: Store,
+    execution_id: str,
+    graph: ValidGraph,
+    seen: dict[tuple[str, int], str],
+    started: float,
+    live: TextIO | None,
+) -> None:
+    if live is None:
+        return
+    for node in store.list_nodes(execution_id):
+        key = (node["node_id"], int(node["seq"]))
+        if seen.get(key) != node["status"]:
+            seen[key] = node["status"]
+            block = graph.blocks.get(node["node_id"])
+            name = block.name() if block else "?"
+            elapsed = time.monotonic() - started
+            print(f"  {elapsed:7.2f}s  {node['node_id']}#{key[1]}  {name:<28} {node['status']}", file=live)
+
+
+def public_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` contract: exactly these keys."""
+    return {
+        "execution_id": report["execution_id"],
+        "status": report["status"],
+        "outputs": report["outputs"],
+        "error": report["error"],
+        "nodes": [
+            {k: n[k] for k in ("node_id", "block_id", "block_name", "status", "attempts", "inputs", "outputs", "error")}
+            for n in report["nodes"]
+        ],
+        "stats": report["stats"],
+    }
+
+
+def print_summary(report: dict[str, Any], out: TextIO) -> None:
+    stats = report["stats"]
+    print(
+        f"{report['status']} in {stats['duration_s']}s: {stats['node_executions']} node executions, "
+        f"{stats['dynamodb_requests']} DynamoDB requests ({stats['dynamodb_write_units']:g} write units, "
+        f"{stats['dynamodb_read_units']:g} read units), {stats['events_published']} events",
+        file=out,
+    )
+    if report["error"]:
+        print(f"error: {report['error']}", file=out)
+    print("outputs:", file=out)
+    if not report["outputs"]:
+        print("  (none)", file=out)
+    for name, values in report["outputs"].items():
+        rendered = ", ".join(json.dumps(v) for v in values) if values else "(no value)"
+        print(f"  {name}: {rendered}", file=out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What a run looks like from outside: status, outputs, node executions and costs, as plain JSON-ready dicts.
+The CLI prints it; the HTTP API returns it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from agentflow import keys
+from agentflow.blocks.registry import get_block
+from agentflow.store import Item, Store
+
+
+def _loads(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start:
+        return None
+    started = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    ended = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(started.tzinfo)
+    return round((ended - started).total_seconds(), 3)
+
+
+def node_report(item: Item) -> dict[str, Any]:
+    block = get_block(str(item.get("block_id", "")))
+    if "inputs" in item:
+        inputs = _loads(item["inputs"])
+    else:  # still waiting: show what has arrived so far
+        inputs = {k[len(keys.PIN_VALUE) :]: _loads(v) for k, v in item.items() if k.startswith(keys.PIN_VALUE)}
+    outputs: dict[str, list[Any]] = {}
+    for pin, value in _loads(item.get("outputs")) or []:
+        outputs.setdefault(pin, []).append(value)
+    return {
+        "node_id": item["node_id"],
+        "seq": int(item["seq"]),
+        "block_id": item.get("block_id"),
+        "block_name": block.name() if block else None,
+        "status": item["status"],
+        "attempts": int(item.get("attempts", 0)),
+        "inputs": inputs,
+        "outputs": outputs,
+        "error": item.get("error"),
+        "queued_at": item.get("queued_at"),
+        "started_at": item.get("started_at"),
+        "ended_at": item.get("ended_at"),
+    }
+
+
+def execution_report(store: Store, execution_id: str, output_names: list[str] | None = None) -> dict[str, Any] | None:
+    """One consistent picture of a run; None when it does not exist. Reads are not counted in its stats."""
+    execution = store.get_execution(execution_id)
+    if execution is None:
+        return None
+    nodes = sorted(
+        store.list_nodes(execution_id),
+        key=lambda n: (n.get("queued_at") or n.get("created_at") or "", n["node_id"], int(n["seq"])),
+    )
+    stats = store.get_stats(execution_id)
+    outputs: dict[str, list[Any]] = {name: [] for name in output_names or []}
+    for name, values in (execution.get("outputs") or {}).items():
+        outputs[name] = [_loads(v) for v in values]
+    return {
+        "execution_id": execution_id,
+        "graph_id": execution.get("graph_id"),
+        "graph_version": execution.get("graph_version"),
+        "status": execution["status"],
+        "inputs": _loads(execution.get("inputs")),
+        "outputs": outputs,
+        "error": execution.get("error"),
+        "created_at": execution.get("created_at"),
+        "started_at": execution.get("started_at"),
+        "ended_at": execution.get("ended_at"),
+        "nodes": [node_report(n) for n in nodes],
+        "stats": {
+            "node_executions": int(execution.get("node_count", 0)),
+            "duration_s": _seconds_between(execution.get("created_at"), execution.get("ended_at")),
+            "dynamodb_requests": int(stats.get("dynamodb_requests", 0)),
+            "dynamodb_write_units": float(stats.get("dynamodb_write_units", 0.0)),
+            "dynamodb_read_units": float(stats.get("dynamodb_read_units", 0.0)),
+            "events_published": int(stats.get("events_published", 0)),
+        },
+        "history": execution.get("history", []),
+    }
