@@ -1,0 +1,140 @@
+"""A small builder for test graphs in the AutoGPT export format (block names resolve to UUIDs on validation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GraphBuilder:
+    def __init__(self, name: str = "test graph", node_execution_limit: int | None = None) -> None:
+        self.name = name
+        self.nodes: list[dict[str, Any]] = []
+        self.links: list[dict[str, Any]] = []
+        self.limit = node_execution_limit
+
+    def node(self, node_id: str, block: str, **input_default: Any) -> GraphBuilder:
+        self.nodes.append({"id": node_id, "block_id": block, "input_default": input_default, "metadata": {}})
+        return self
+
+    def input(self, node_id: str, name: str, value: Any = None) -> GraphBuilder:
+        defaults: dict[str, Any] = {"name": name}
+        if value is not None:
+            defaults["value"] = value
+        return self.node(node_id, "AgentInputBlock", **defaults)
+
+    def output(self, node_id: str, name: str) -> GraphBuilder:
+        return self.node(node_id, "AgentOutputBlock", name=name)
+
+    def link(self, source: str, source_name: str, sink: str, sink_name: str, static: bool = False) -> GraphBuilder:
+        self.links.append(
+            {"source_id": source, "sink_id": sink, "source_name": source_name, "sink_name": sink_name, "is_static": static}
+        )
+        return self
+
+    def build(self) -> dict[str, Any]:
+        graph: dict[str, Any] = {"name": self.name, "nodes": self.nodes, "links": self.links}
+        if self.limit is not None:
+            graph["node_execution_limit"] = self.limit
+        return graph
+
+
+def linear() -> dict[str, Any]:
+    return (
+        GraphBuilder("linear")
+        .input("in", "x")
+        .node("add", "CalculatorBlock", operation="Add", b=34)
+        .node("mul", "CalculatorBlock", operation="Multiply", b=2)
+        .output("out", "result")
+        .link("in", "result", "add", "a")
+        .link("add", "result", "mul", "a")
+        .link("mul", "result", "out", "value")
+        .build()
+    )
+
+
+def diamond() -> dict[str, Any]:
+    return (
+        GraphBuilder("diamond")
+        .input("in", "x")
+        .node("left", "CalculatorBlock", operation="Add", b=1)
+        .node("right", "CalculatorBlock", operation="Multiply", b=10)
+        .node("join", "FillTextTemplateBlock", format="{{ l }}|{{ r }}", values={})
+        .output("out", "joined")
+        .link("in", "result", "left", "a")
+        .link("in", "result", "right", "a")
+        .link("left", "result", "join", "values_#_l")
+        .link("right", "result", "join", "values_#_r")
+        .link("join", "output", "out", "value")
+        .build()
+    )
+
+
+def fan_out() -> dict[str, Any]:
+    return (
+        GraphBuilder("fan-out")
+        .input("in", "items")
+        .node("step", "StepThroughItemsBlock")
+        .node("square", "CalculatorBlock", operation="Power", b=2)
+        .output("out", "squares")
+        .link("in", "result", "step", "items")
+        .link("step", "item", "square", "a")
+        .link("square", "result", "out", "value")
+        .build()
+    )
+
+
+def branch() -> dict[str, Any]:
+    return (
+        GraphBuilder("branch")
+        .input("in", "n")
+        .node("cond", "ConditionBlock", operator=">", value2=5, yes_value="big", no_value="small")
+        .output("yes", "yes")
+        .output("no", "no")
+        .link("in", "result", "cond", "value1")
+        .link("cond", "yes_output", "yes", "value")
+        .link("cond", "no_output", "no", "value")
+        .build()
+    )
+
+
+def static_feed() -> dict[str, Any]:
+    """A static value (the factor) feeds every execution of `mul`, however many items arrive."""
+    return (
+        GraphBuilder("static feed")
+        .input("items", "items")
+        .input("factor", "factor")
+        .node("step", "StepThroughItemsBlock")
+        .node("mul", "CalculatorBlock", operation="Multiply")
+        .output("out", "products")
+        .link("items", "result", "step", "items")
+        .link("step", "item", "mul", "a")
+        .link("factor", "result", "mul", "b")
+        .link("mul", "result", "out", "value")
+        .build()
+    )
+
+
+def endless_loop(limit: int = 25) -> dict[str, Any]:
+    """`inc` feeds itself forever; only the node-execution limit ends it."""
+    return (
+        GraphBuilder("loop", node_execution_limit=limit)
+        .input("start", "start", 0)
+        .node("inc", "CalculatorBlock", operation="Add", b=1)
+        .link("start", "result", "inc", "a")
+        .link("inc", "result", "inc", "a")
+        .build()
+    )
+
+
+def failing(handle_error: bool) -> dict[str, Any]:
+    builder = (
+        GraphBuilder("failing" + (" handled" if handle_error else ""))
+        .input("in", "x")
+        .node("div", "CalculatorBlock", operation="Divide", b=0)
+        .output("out", "result")
+        .link("in", "result", "div", "a")
+        .link("div", "result", "out", "value")
+    )
+    if handle_error:
+        builder.output("err", "error").link("div", "error", "err", "value")
+    return builder.build()

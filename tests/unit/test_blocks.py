@@ -1,0 +1,448 @@
+"""Every built-in block's own test cases, the registry against BLOCKS.md, and the engine rules of §1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agentflow.blocks import (
+    BLOCKS,
+    Block,
+    BlockCategory,
+    BlockContext,
+    BlockError,
+    BlockInputError,
+    BlockRun,
+    BlockSchema,
+    BlockSchemaOutput,
+    BlockTestCase,
+    BlockType,
+    all_blocks,
+    build_input,
+    execute_block,
+    get_block,
+)
+from pydantic import BaseModel, Field
+
+# -- every test case of every block ----------------------------------------------------------------------
+
+CASES = [
+    pytest.param(block, case, id=f"{block.name()}-{index}-{case.description or 'case'}")
+    for block in all_blocks()
+    for index, case in enumerate(block.test_cases)
+]
+
+
+@pytest.mark.parametrize(("block", "case"), CASES)
+def test_block_case(block: type[Block], case: BlockTestCase) -> None:
+    run = execute_block(block, case.input, BlockContext(mocks=case.mocks))
+    if case.error is None:
+        assert run.error is None, run.error
+        assert run.outputs == case.output
+        # Exact types too: 1 == 1.0 == True in Python, but not in the JSON a graph's user sees.
+        assert [type(v) for _, v in run.outputs] == [type(v) for _, v in case.output]
+    else:
+        assert run.error is not None, f"expected failure containing {case.error!r}, got {run.outputs}"
+        assert case.error in run.error
+        assert run.outputs[:-1] == case.output
+        assert run.outputs[-1] == ("error", run.error)
+
+
+def test_every_block_has_cases() -> None:
+    for block in all_blocks():
+        assert len(block.test_cases) >= 3, block.name()
+
+
+# -- the registry against BLOCKS.md §0 -------------------------------------------------------------------
+
+C_IN, C_OUT, C_BASIC = BlockCategory.INPUT, BlockCategory.OUTPUT, BlockCategory.BASIC
+C_LOGIC, C_TEXT = BlockCategory.LOGIC, BlockCategory.TEXT
+STD, INP, OUT, NOTE = BlockType.STANDARD, BlockType.INPUT, BlockType.OUTPUT, BlockType.NOTE
+
+# name: (uuid, module, block_type, static_output, categories)
+TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
+    "AgentInputBlock": ("c0a8e994-ebf1-4a9c-a4d8-89d09c86741b", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentShortTextInputBlock": ("7fcd3bcb-8e1b-4e69-903d-32d3d4a92158", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentLongTextInputBlock": ("90a56ffb-7024-4b2b-ab50-e26c5e5ab8ba", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentNumberInputBlock": ("96dae2bb-97a2-41c2-bd2f-13a3b5a8ea98", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentDropdownInputBlock": ("655d6fdf-a334-421c-b733-520549c07cd1", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentToggleInputBlock": ("cbf36ab5-df4a-43b6-8a7f-f7ed8652116e", "io", INP, True, {C_IN, C_BASIC}),
+    "AgentOutputBlock": ("363ae599-353e-4804-937e-b2ee3cef3da4", "io", OUT, True, {C_OUT, C_BASIC}),
+    "StoreValueBlock": ("1ff065e9-88e8-4358-9d82-8dc91f622ba9", "basic", STD, True, {C_BASIC}),
+    "NoteBlock": ("cc10ff7b-7753-4ff2-9af6-9399b1a7eddc", "basic", NOTE, False, {C_BASIC}),
+    "ConditionBlock": ("715696a0-e1da-45c8-b209-c2fa9c3b0be6", "branching", STD, False, {C_LOGIC}),
+    "IfInputMatchesBlock": ("6dbbc4b3-ca6c-42b6-b508-da52d23e13f2", "branching", STD, False, {C_LOGIC}),
+    "MatchTextPatternBlock": ("3060088f-6ed9-4928-9ba7-9c92823a7ccd", "text", STD, False, {C_TEXT}),
+    "FillTextTemplateBlock": ("db7d8f02-2f44-4c55-ab7a-eae0941f0c30", "text", STD, False, {C_TEXT}),
+    "CombineTextsBlock": ("e30a4d42-7b7d-4e6a-b36e-1f9b8e3b7d85", "text", STD, False, {C_TEXT}),
+    "TextSplitBlock": ("d5ea33c8-a575-477a-b42f-2fe3be5055ec", "text", STD, False, {C_TEXT}),
+    "StepThroughItemsBlock": ("f66a3543-28d3-4ab5-8945-9b336371e2ce", "iteration", STD, False, {C_LOGIC}),
+    "CalculatorBlock": ("b1ab9b19-67a6-406d-abf5-2dba76d00c79", "maths", STD, False, {C_LOGIC}),
+    "CountItemsBlock": ("3c9c2f42-b0c3-435f-ba35-05f7a25c772a", "maths", STD, False, {C_LOGIC}),
+}
+
+_INPUT_PINS = ["name", "value", "title", "description", "advanced", "secret"]
+
+# name: (input pins in order, required inputs, output pins in order)
+PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
+    "AgentInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
+    "AgentShortTextInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
+    "AgentLongTextInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
+    "AgentNumberInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
+    "AgentDropdownInputBlock": ([*_INPUT_PINS, "options"], {"name"}, ["result"]),
+    "AgentToggleInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
+    "AgentOutputBlock": (
+        ["value", "name", "title", "description", "format", "escape_html", "advanced", "secret"],
+        {"name"},
+        ["output", "name"],
+    ),
+    "StoreValueBlock": (["input", "data"], {"input"}, ["error", "output"]),
+    "NoteBlock": (["text"], {"text"}, ["error", "output"]),
+    "ConditionBlock": (
+        ["value1", "operator", "value2", "yes_value", "no_value"],
+        {"value1", "operator", "value2"},
+        ["error", "result", "yes_output", "no_output"],
+    ),
+    "IfInputMatchesBlock": (
+        ["input", "value", "yes_value", "no_value"],
+        {"input", "value"},
+        ["error", "result", "yes_output", "no_output"],
+    ),
+    "MatchTextPatternBlock": (
+        ["text", "match", "data", "case_sensitive", "dot_all"],
+        {"text", "match", "data"},
+        ["error", "positive", "negative"],
+    ),
+    "FillTextTemplateBlock": (["values", "format", "escape_html"], {"values", "format"}, ["error", "output"]),
+    "CombineTextsBlock": (["input", "delimiter"], {"input"}, ["error", "output"]),
+    "TextSplitBlock": (["text", "delimiter", "strip"], {"text", "delimiter"}, ["error", "texts"]),
+    "StepThroughItemsBlock": (["items", "items_object", "items_str"], set(), ["error", "item", "key"]),
+    "CalculatorBlock": (["operation", "a", "b", "round_result"], {"operation", "a", "b"}, ["error", "result"]),
+    "CountItemsBlock": (["collection"], {"collection"}, ["error", "count"]),
+}
+
+
+def test_registry_matches_blocks_md() -> None:
+    assert {block.name() for block in all_blocks()} == set(TABLE)
+    assert len(BLOCKS) == len(TABLE)
+    for name, (uuid, module, block_type, static_output, categories) in TABLE.items():
+        block = get_block(name)
+        assert block is not None, name
+        assert block.id == uuid
+        assert BLOCKS[uuid] is block
+        assert get_block(uuid) is block
+        assert get_block(uuid.upper()) is block
+        assert block.__module__ == f"agentflow.blocks.{module}"
+        assert block.block_type is block_type, name
+        assert block.static_output is static_output, name
+        assert set(block.categories) == categories, name
+
+
+def test_get_block_unknown() -> None:
+    assert get_block("NoSuchBlock") is None
+    assert get_block("00000000-0000-0000-0000-000000000000") is None
+
+
+@pytest.mark.parametrize("name", sorted(PINS))
+def test_pins_match_blocks_md(name: str) -> None:
+    inputs, required, outputs = PINS[name]
+    block = get_block(name)
+    assert block is not None
+    assert list(block.Input.model_fields) == inputs
+    assert block.required_inputs() == required
+    assert list(block.Output.model_fields) == outputs
+
+
+def test_standard_blocks_have_an_error_pin_and_io_blocks_do_not() -> None:
+    for block in all_blocks():
+        if block.block_type in (BlockType.STANDARD, BlockType.NOTE):
+            assert block.has_error_pin(), block.name()
+            assert block.Output.model_fields["error"].default == ""
+        else:
+            assert not block.has_error_pin(), block.name()
+
+
+def test_defaults_match_blocks_md() -> None:
+    def default(block_name: str, pin: str) -> Any:
+        block = get_block(block_name)
+        assert block is not None
+        return block.Input.model_fields[pin].get_default(call_default_factory=True)
+
+    assert default("AgentToggleInputBlock", "value") is False
+    assert default("AgentDropdownInputBlock", "options") == []
+    assert default("AgentOutputBlock", "format") == ""
+    assert default("AgentOutputBlock", "escape_html") is False
+    assert default("MatchTextPatternBlock", "case_sensitive") is True
+    assert default("MatchTextPatternBlock", "dot_all") is True
+    assert default("CombineTextsBlock", "delimiter") == ""
+    assert default("TextSplitBlock", "strip") is True
+    assert default("StepThroughItemsBlock", "items") == []
+    assert default("StepThroughItemsBlock", "items_object") == {}
+    assert default("StepThroughItemsBlock", "items_str") == ""
+    assert default("CalculatorBlock", "round_result") is False
+
+
+def test_input_variants_json_schema() -> None:
+    short = get_block("AgentShortTextInputBlock")
+    number = get_block("AgentNumberInputBlock")
+    assert short is not None and number is not None
+    assert short.input_schema()["properties"]["value"]["anyOf"] == [
+        {"format": "short-text", "type": "string"},
+        {"type": "null"},
+    ]
+    assert number.input_schema()["properties"]["value"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+
+
+def test_block_info_shape() -> None:
+    block = get_block("CalculatorBlock")
+    assert block is not None
+    info = block.info()
+    assert info["id"] == "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
+    assert info["block_type"] == "Standard"
+    assert info["categories"] == ["LOGIC"]
+    assert set(info["input_schema"]["required"]) == {"operation", "a", "b"}
+
+
+# -- engine rules (BLOCKS.md §1) with small test blocks ---------------------------------------------------
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+class Echo(Block):
+    """Yields whatever `pairs` says, then optionally raises."""
+
+    id = "test-echo"
+
+    class Input(BlockSchema):
+        pairs: list[Any] = Field(default_factory=list)
+        raise_message: str | None = None
+
+    class Output(BlockSchemaOutput):
+        out: Any = None
+        number: float = 0.0
+        texts: list[str] = Field(default_factory=list)
+
+    def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        yield from ((pin, value) for pin, value in input_data.pairs)
+        if input_data.raise_message is not None:
+            raise BlockError(input_data.raise_message)
+
+
+class RawYield(Block):
+    """Yields Python values that are not JSON, to test encoding."""
+
+    id = "test-raw"
+
+    class Input(BlockSchema):
+        kind: str
+
+    class Output(BlockSchemaOutput):
+        out: Any = None
+
+    def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        values: dict[str, Any] = {
+            "tuple": (1, (2, 3)),
+            "set": {7},
+            "date": dt.date(2026, 5, 17),
+            "datetime": dt.datetime(2026, 5, 17, 10, 0, tzinfo=dt.UTC),
+            "time": dt.time(14, 3, 22),
+            "model": Point(x=1, y=2),
+            "int_keys": {0: "a", 1: "b"},
+            "nan": float("nan"),
+            "inf": [1.0, {"k": math.inf}],
+            "object": object(),
+            "category": BlockCategory.LOGIC,
+        }
+        yield "out", values[input_data.kind]
+
+
+class LooseInput(Block):
+    """An Input block: yields unknown pins and unchecked values without failing."""
+
+    id = "test-loose"
+    block_type = BlockType.INPUT
+
+    class Input(BlockSchema):
+        name: str
+
+    class Output(BlockSchema):
+        result: int = 0
+
+    def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        yield "result", "not an int"
+        yield "surprise", input_data.name
+
+
+class Crashes(Block):
+    id = "test-crash"
+
+    class Input(BlockSchema):
+        pass
+
+    class Output(BlockSchemaOutput):
+        out: int = 0
+
+    def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        yield "out", 1
+        raise KeyError("boom")
+
+
+CTX = BlockContext()
+
+
+def run(block: type[Block], data: dict[str, Any]) -> BlockRun:
+    return execute_block(block, data, CTX)
+
+
+def test_yield_order_is_kept() -> None:
+    result = run(Echo, {"pairs": [["out", 1], ["number", 2.5], ["out", "x"]]})
+    assert result == BlockRun(outputs=[("out", 1), ("number", 2.5), ("out", "x")], error=None)
+    assert result.ok
+
+
+def test_yielded_error_fails_and_keeps_earlier_outputs() -> None:
+    result = run(Echo, {"pairs": [["out", 1], ["error", "bad thing"], ["out", 2]]})
+    assert result.error == "bad thing"
+    assert result.outputs == [("out", 1), ("error", "bad thing")]
+    assert not result.ok
+
+
+def test_raised_block_error_message_has_no_prefix() -> None:
+    result = run(Echo, {"pairs": [["out", 1]], "raise_message": "it broke"})
+    assert result == BlockRun(outputs=[("out", 1), ("error", "it broke")], error="it broke")
+
+
+def test_any_exception_fails_with_its_text() -> None:
+    result = run(Crashes, {})
+    assert result.outputs == [("out", 1), ("error", "'boom'")]
+    assert result.error == "'boom'"
+
+
+def test_unknown_output_pin_fails_a_standard_block() -> None:
+    result = run(Echo, {"pairs": [["out", 1], ["nope", 2]]})
+    assert result.error is not None and "unknown output 'nope'" in result.error
+    assert result.outputs[0] == ("out", 1)
+
+
+def test_output_type_mismatch_fails_a_standard_block_naming_the_pin() -> None:
+    result = run(Echo, {"pairs": [["number", "abc"]]})
+    assert result.error is not None and "output 'number'" in result.error
+    result = run(Echo, {"pairs": [["texts", [1, 2]]]})
+    assert result.error is not None and "output 'texts'" in result.error
+
+
+def test_output_values_are_validated_leniently_like_json_schema() -> None:
+    assert run(Echo, {"pairs": [["number", 3]]}).outputs == [("number", 3)]
+
+
+def test_non_standard_blocks_are_not_checked() -> None:
+    result = run(LooseInput, {"name": "n"})
+    assert result == BlockRun(outputs=[("result", "not an int"), ("surprise", "n")], error=None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("tuple", [1, [2, 3]]),
+        ("set", [7]),
+        ("date", "2026-05-17"),
+        ("datetime", "2026-05-17T10:00:00+00:00"),
+        ("time", "14:03:22"),
+        ("model", {"x": 1, "y": 2}),
+        ("int_keys", {"0": "a", "1": "b"}),
+        ("category", "LOGIC"),
+    ],
+)
+def test_outputs_are_json_encoded(kind: str, expected: Any) -> None:
+    result = run(RawYield, {"kind": kind})
+    assert result.error is None
+    assert result.outputs == [("out", expected)]
+    assert type(result.outputs[0][1]) is type(expected)
+
+
+@pytest.mark.parametrize(("kind", "detail"), [("nan", "nan"), ("inf", "inf"), ("object", "object")])
+def test_values_json_cannot_hold_fail_naming_the_pin(kind: str, detail: str) -> None:
+    result = run(RawYield, {"kind": kind})
+    assert result.error is not None
+    assert "output 'out'" in result.error
+    assert detail in result.error
+    assert result.outputs == [("error", result.error)]
+
+
+def test_build_input_reports_every_missing_field_at_once() -> None:
+    block = get_block("ConditionBlock")
+    assert block is not None
+    with pytest.raises(BlockInputError) as info:
+        build_input(block, {"operator": "=="})
+    assert info.value.problems == ["missing required input 'value1'", "missing required input 'value2'"]
+
+
+def test_build_input_null_means_not_given() -> None:
+    block = get_block("AgentToggleInputBlock")
+    assert block is not None
+    built = build_input(block, {"name": "t", "value": None, "title": None})
+    assert built.model_dump()["value"] is False
+    assert built.model_dump()["title"] is None
+
+
+def test_build_input_coerces_then_validates() -> None:
+    block = get_block("CalculatorBlock")
+    assert block is not None
+    built = build_input(block, {"operation": "Add", "a": "2", "b": [1, 2, 3], "unknown_pin": 1})
+    assert built.model_dump()["a"] == 2.0
+    assert built.model_dump()["b"] == 3.0  # a list becomes its length (§1.7)
+    with pytest.raises(BlockInputError) as info:
+        build_input(block, {"operation": "Root", "a": 1, "b": 2})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("input 'operation':")
+
+
+def test_build_input_merges_dynamic_pins() -> None:
+    block = get_block("FillTextTemplateBlock")
+    assert block is not None
+    built = build_input(block, {"values": {"a": 1}, "values_#_b": 2, "values_#_a": 3, "format": "x"})
+    assert built.model_dump()["values"] == {"a": 3, "b": 2}
+
+
+def test_build_input_bad_list_index_names_the_pin() -> None:
+    block = get_block("CombineTextsBlock")
+    assert block is not None
+    with pytest.raises(BlockInputError) as info:
+        build_input(block, {"input_$_x": "a"})
+    assert info.value.problems == ["input 'input_$_x': index must be an integer"]
+    result = execute_block(block, {"input_$_x": "a"}, CTX)
+    assert result.error == "invalid input for CombineTextsBlock: input 'input_$_x': index must be an integer"
+    with pytest.raises(BlockInputError) as info:
+        build_input(block, {"input_$_-1": "a"})
+    assert info.value.problems[0].startswith("input 'input_$_-1': list index out of range")
+
+
+def test_input_error_fails_the_run_with_a_clear_message() -> None:
+    block = get_block("CalculatorBlock")
+    assert block is not None
+    result = execute_block(block, {"a": 1}, CTX)
+    assert result.error == (
+        "invalid input for CalculatorBlock: missing required input 'operation'; missing required input 'b'"
+    )
+    assert result.outputs == [("error", result.error)]
+
+
+def test_execute_block_does_not_mutate_its_data() -> None:
+    block = get_block("FillTextTemplateBlock")
+    assert block is not None
+    values = {"a": 1}
+    data = {"values": values, "values_#_b": 2, "format": "{{ a }}{{ b }}"}
+    assert execute_block(block, data, CTX).outputs == [("output", "12")]
+    assert values == {"a": 1}
+    assert data == {"values": {"a": 1}, "values_#_b": 2, "format": "{{ a }}{{ b }}"}
+
+
+def test_non_string_error_message_is_stringified() -> None:
+    result = run(Echo, {"pairs": [["error", 42]]})
+    assert result.error == "42"
