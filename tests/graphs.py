@@ -27,7 +27,13 @@ class GraphBuilder:
 
     def link(self, source: str, source_name: str, sink: str, sink_name: str, static: bool = False) -> GraphBuilder:
         self.links.append(
-            {"source_id": source, "sink_id": sink, "source_name": source_name, "sink_name": sink_name, "is_static": static}
+            {
+                "source_id": source,
+                "sink_id": sink,
+                "source_name": source_name,
+                "sink_name": sink_name,
+                "is_static": static,
+            }
         )
         return self
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentflow.events import NodeExecutionQueuedDetail
-from agentflow.wiring import engine_from_env
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentflow.events import NodeExecutionQueuedDetail
+from agentflow.wiring import engine_from_env
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})

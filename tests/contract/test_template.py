@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from agentflow.events import NODE_EXECUTION_QUEUED, SOURCE
 from agentflow.local.bus import event_matches, validate_pattern
 from agentflow.local.template import AppTemplate, load_template, resolve_environment

@@ -26,7 +26,10 @@ def test_linear(agentflow_run: Run) -> None:
     report = ok(agentflow_run(graphs.linear(), "--input", "x=8"))
     assert report["outputs"] == {"result": [84.0]}
     assert [n["block_name"] for n in report["nodes"]] == [
-        "AgentInputBlock", "CalculatorBlock", "CalculatorBlock", "AgentOutputBlock"
+        "AgentInputBlock",
+        "CalculatorBlock",
+        "CalculatorBlock",
+        "AgentOutputBlock",
     ]
     assert all(n["status"] == "COMPLETED" and n["attempts"] == 1 for n in report["nodes"])
     stats = report["stats"]
@@ -114,9 +117,7 @@ def test_bad_input_syntax(agentflow_run: Run) -> None:
 
 
 def test_input_values_are_json_or_text(agentflow_run: Run) -> None:
-    graph = (
-        graphs.GraphBuilder("echo").input("in", "v").output("out", "v").link("in", "result", "out", "value").build()
-    )
+    graph = graphs.GraphBuilder("echo").input("in", "v").output("out", "v").link("in", "result", "out", "value").build()
     assert ok(agentflow_run(graph, "--input", 'v={"a": [1, 2]}'))["outputs"] == {"v": [{"a": [1, 2]}]}
     assert ok(agentflow_run(graph, "--input", "v=hello world"))["outputs"] == {"v": ["hello world"]}
     assert ok(agentflow_run(graph, "--input", "v=12"))["outputs"] == {"v": [12]}

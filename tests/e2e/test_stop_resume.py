@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -24,8 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def stack(dynamodb_local: DynamoDBLocal) -> Iterator[LocalStack]:
     saved = dict(os.environ)  # the stack sets the functions' environment in this process
     config = LocalStackConfig(
-        root=ROOT, dynamodb_endpoint=dynamodb_local.endpoint, table_name=f"t-{uuid.uuid4().hex[:10]}",
-        concurrency=1, log_level="WARNING",
+        root=ROOT,
+        dynamodb_endpoint=dynamodb_local.endpoint,
+        table_name=f"t-{uuid.uuid4().hex[:10]}",
+        concurrency=1,
+        log_level="WARNING",
     )
     try:
         with LocalStack(config) as running:
@@ -80,7 +84,7 @@ def test_stop_midway_then_resume_gives_every_output_once(stack: LocalStack) -> N
     assert len([n for n in final["nodes"] if n["node_id"] == "square"]) == len(items)
     assert all(n["status"] == "COMPLETED" for n in final["nodes"])
     statuses = [h["status"] for h in final["history"]]
-    for source, target in zip(statuses, statuses[1:], strict=False):
+    for source, target in itertools.pairwise(statuses):
         assert ExecutionStatus(target) in EXECUTION_TRANSITIONS[ExecutionStatus(source)], statuses
     assert statuses[-3:] == ["TERMINATED", "RUNNING", "COMPLETED"]
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
+
 from agentflow.blocks import (
     BLOCKS,
     Block,
@@ -25,7 +27,6 @@ from agentflow.blocks import (
     execute_block,
     get_block,
 )
-from pydantic import BaseModel, Field
 
 # -- every test case of every block ----------------------------------------------------------------------
 

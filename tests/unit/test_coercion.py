@@ -8,10 +8,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
-from agentflow.coercion import ConversionError, convert, satisfies
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+
+from agentflow.coercion import ConversionError, convert, satisfies
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),

@@ -15,6 +15,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+
 from agentflow.local.bus import (
     ENDPOINT_ENV,
     MAX_ENTRY_BYTES,
@@ -25,7 +27,6 @@ from agentflow.local.bus import (
     validate_pattern,
 )
 from agentflow.local.template import AppTemplate, load_template
-from botocore.exceptions import ClientError
 
 BUS_NAME = "agentflow-test-bus"
 

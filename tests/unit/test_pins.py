@@ -6,9 +6,10 @@ import types
 from typing import Any
 
 import pytest
-from agentflow.pins import DynamicPinError, base_name, is_dynamic, merge_execution_input, select_output, tokenize
 from hypothesis import given
 from hypothesis import strategies as st
+
+from agentflow.pins import DynamicPinError, base_name, is_dynamic, merge_execution_input, select_output, tokenize
 
 # -- base names and tokens --------------------------------------------------------------------------------
 
@@ -102,6 +103,9 @@ def test_object_step_builds_a_generic_object() -> None:
     assert obj.inner.x == 1
     assert obj.tags == ["t"]
     assert merge_execution_input({"obj": 5, "obj_@_a": 1})["obj"] == types.SimpleNamespace(a=1)
+    with pytest.raises(DynamicPinError, match="cannot set attribute") as info:
+        merge_execution_input({"obj_@___class__": 1})
+    assert info.value.key == "obj_@___class__"
 
 
 @pytest.mark.parametrize("key", ["values_#_", "values_#__#_a", "items_$_", "obj_@_", "values_#__$_1"])

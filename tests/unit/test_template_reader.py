@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from agentflow.local.lambda_runtime import FakeLambdaContext, HandlerLoadError, invoke, load_handler
 from agentflow.local.template import (
     ApiRoute,

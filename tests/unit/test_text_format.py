@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from agentflow.blocks.text_format import MAX_RANGE, TemplateRenderError, TextFormatter, render_template
 
 

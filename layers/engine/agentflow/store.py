@@ -281,7 +281,7 @@ class Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            return Transition(False, deserialize_item(exc.response.get("Item")))
+            return Transition(False, deserialize_item(exc.response.get("Item")))  # type: ignore[arg-type]
         return Transition(True, deserialize_item(response.get("Attributes")))
 
     def _transact(self, actions: list[dict[str, Any]]) -> list[Item | None] | None:
@@ -704,7 +704,7 @@ class Store:
             TableName=self.table,
             Key=self._key(keys.execution_pk(execution_id), keys.STATS),
             UpdateExpression="ADD " + ", ".join(adds),
-            **expr.params(),  # type: ignore[arg-type]
+            **expr.params(),
         )
         self.meter = Meter()
 

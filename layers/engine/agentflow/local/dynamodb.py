@@ -52,7 +52,8 @@ def client_for(endpoint: str, region: str = "us-east-1") -> DynamoDBClient:
         endpoint_url=endpoint,
         region_name=region,
         config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64),
-        **LOCAL_CREDENTIALS,
+        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
     )
 
 
@@ -147,7 +148,7 @@ def ensure_table(client: DynamoDBClient, table_name: str, properties: Mapping[st
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
         return
-    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 100})
     ttl = properties.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         with contextlib.suppress(ClientError):

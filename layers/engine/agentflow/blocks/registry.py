@@ -1,0 +1,71 @@
+"""Every built-in block, by UUID (BLOCKS.md §0). `block_id` in a graph may give the UUID or the class name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from agentflow.blocks.basic import NoteBlock, StoreValueBlock
+from agentflow.blocks.branching import ConditionBlock, IfInputMatchesBlock
+from agentflow.blocks.io import (
+    AgentDropdownInputBlock,
+    AgentInputBlock,
+    AgentLongTextInputBlock,
+    AgentNumberInputBlock,
+    AgentOutputBlock,
+    AgentShortTextInputBlock,
+    AgentToggleInputBlock,
+)
+from agentflow.blocks.iteration import StepThroughItemsBlock
+from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
+from agentflow.blocks.sdk import Block
+from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
+
+__all__ = ["BLOCKS", "all_blocks", "get_block"]
+
+_BUILT_IN: tuple[type[Block], ...] = (
+    AgentInputBlock,
+    AgentShortTextInputBlock,
+    AgentLongTextInputBlock,
+    AgentNumberInputBlock,
+    AgentDropdownInputBlock,
+    AgentToggleInputBlock,
+    AgentOutputBlock,
+    StoreValueBlock,
+    NoteBlock,
+    ConditionBlock,
+    IfInputMatchesBlock,
+    MatchTextPatternBlock,
+    FillTextTemplateBlock,
+    CombineTextsBlock,
+    TextSplitBlock,
+    StepThroughItemsBlock,
+    CalculatorBlock,
+    CountItemsBlock,
+)
+
+
+def _index(blocks: tuple[type[Block], ...]) -> dict[str, type[Block]]:
+    by_id: dict[str, type[Block]] = {}
+    names: set[str] = set()
+    for block in blocks:
+        # A duplicate would silently shadow a block in saved graphs: refuse it at import time.
+        if block.id in by_id or block.name() in names:
+            raise RuntimeError(f"duplicate block id or name: {block.name()} ({block.id})")
+        by_id[block.id] = block
+        names.add(block.name())
+    return by_id
+
+
+BLOCKS: Mapping[str, type[Block]] = MappingProxyType(_index(_BUILT_IN))
+_BY_NAME: Mapping[str, type[Block]] = MappingProxyType({block.name(): block for block in _BUILT_IN})
+
+
+def get_block(id_or_name: str) -> type[Block] | None:
+    """The block with this UUID (case-insensitive) or class name, or None."""
+    return BLOCKS.get(id_or_name) or BLOCKS.get(id_or_name.lower()) or _BY_NAME.get(id_or_name)
+
+
+def all_blocks() -> list[type[Block]]:
+    """Every built-in block, in a stable order."""
+    return list(_BUILT_IN)

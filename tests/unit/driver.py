@@ -1,0 +1,50 @@
+"""Drives the executor by hand: takes published NodeExecutionQueued events and runs them, in a chosen order,
+optionally delivering each more than once. Sequential, so moto's lack of atomicity does not matter."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
+from agentflow.executor import Engine
+from agentflow.graph import validate_graph
+from agentflow.reports import execution_report
+
+
+def drain(
+    engine: Engine, publisher: RecordingPublisher, seed: int | None = None, copies: int = 1, limit: int = 10_000
+) -> int:
+    """Run queued node events until none are left; returns how many deliveries were made."""
+    rng = random.Random(seed)
+    pending: list[tuple[str, str, int]] = []
+    delivered = 0
+    while True:
+        for event in publisher.take():
+            if event.detail_type == NODE_EXECUTION_QUEUED:
+                d = event.detail
+                pending.extend([(d["execution_id"], d["node_id"], int(d["seq"]))] * copies)
+        if not pending:
+            return delivered
+        index = rng.randrange(len(pending)) if seed is not None else 0
+        execution_id, node_id, seq = pending.pop(index)
+        engine.run_node(execution_id, node_id, seq)
+        delivered += 1
+        assert delivered < limit, "runaway"
+
+
+def run_graph(
+    engine: Engine,
+    publisher: RecordingPublisher,
+    graph: dict[str, Any],
+    inputs: dict[str, Any],
+    seed: int | None = None,
+    copies: int = 1,
+) -> dict[str, Any]:
+    valid = validate_graph(graph)
+    graph_id, version = engine.register_graph("u1", valid)
+    execution_id = engine.start_execution("u1", graph_id, version, inputs).execution_id
+    drain(engine, publisher, seed=seed, copies=copies)
+    report = execution_report(engine.store, execution_id, valid.output_names)
+    assert report is not None
+    return report
