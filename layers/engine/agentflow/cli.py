@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -126,7 +127,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         root = project_root()
-        config = LocalStackConfig.for_user(root, redeliver=args.redeliver, log_level="WARNING")
+        config = LocalStackConfig.for_user(
+            root, redeliver=args.redeliver, log_level=os.environ.get("AGENTFLOW_LOG_LEVEL", "WARNING")
+        )
         if not config.dynamodb_endpoint:
             print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
         with LocalStack(config) as stack:

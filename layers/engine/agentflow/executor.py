@@ -122,11 +122,9 @@ class Engine:
             "user_id": user_id,
             "graph_id": graph_id,
             "graph_version": graph_version,
-            "inputs": inputs_json,
-            "outputs": {},
             "node_limit": graph.node_execution_limit,
         }
-        execution_id, created = store.create_execution(execution, start_nodes, idempotency_key)
+        execution_id, created = store.create_execution(execution, inputs_json, start_nodes, idempotency_key)
         self._publish_start(store, execution_id)
         store.flush_meter(execution_id)
         return StartResult(execution_id, created)

@@ -11,8 +11,15 @@ def execution_pk(execution_id: str) -> str:
     return f"EXEC#{execution_id}"
 
 
-META = "META"
+META = "META"  # status, counters, history: kept small, because every node's finish rewrites it
 STATS = "STATS"
+INPUTS = "INPUTS"
+OUTPUT_PREFIX = "OUT#"
+
+
+def output_sk(node_id: str, seq: int) -> str:
+    """One recorded graph output per output-node execution, so outputs never grow the META item."""
+    return f"{OUTPUT_PREFIX}{node_id}#{seq:0{SEQ_WIDTH}d}"
 
 
 def node_sk(node_id: str, seq: int) -> str:

@@ -60,14 +60,14 @@ def execution_report(store: Store, execution_id: str, output_names: list[str] | 
     )
     stats = store.get_stats(execution_id)
     outputs: dict[str, list[Any]] = {name: [] for name in output_names or []}
-    for name, values in (execution.get("outputs") or {}).items():
-        outputs[name] = [_loads(v) for v in values]
+    for recorded in store.list_outputs(execution_id):
+        outputs.setdefault(recorded["name"], []).append(_loads(recorded["value"]))
     return {
         "execution_id": execution_id,
         "graph_id": execution.get("graph_id"),
         "graph_version": execution.get("graph_version"),
         "status": execution["status"],
-        "inputs": _loads(execution.get("inputs")),
+        "inputs": _loads(store.get_inputs(execution_id)),
         "outputs": outputs,
         "error": execution.get("error"),
         "created_at": execution.get("created_at"),

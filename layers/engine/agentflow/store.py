@@ -488,23 +488,33 @@ class Store:
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
             sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
-        if recorded_output is not None:
-            name, value_json = recorded_output
-            path = f"{ex.n('outputs')}.{ex.n(name)}"
-            sets.append(f"{path} = list_append(if_not_exists({path}, {ex.v([])}), {ex.v([value_json])})")
         exec_update = {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.META),
             "UpdateExpression": _update_expression(sets, adds, []),
             **ex.params(),
         }
-        return self._transact([{"Update": node_update}, {"Update": exec_update}]) is None
+        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
+        if recorded_output is not None:
+            name, value_json = recorded_output
+            output = {"name": name, "value": value_json, "recorded_at": utc_now_iso(), "node_id": node_id, "seq": seq}
+            actions.append({
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {
+                        **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
+                        **{k: serialize(v) for k, v in output.items()},
+                    },
+                }
+            })
+        return self._transact(actions) is None
 
     # -- executions
 
     def create_execution(
         self,
         execution: Item,
+        inputs_json: str,
         start_nodes: list[Item],
         idempotency_key: str | None,
     ) -> tuple[str, bool]:
@@ -513,7 +523,12 @@ class Store:
         execution_id = execution["execution_id"]
         pk = keys.execution_pk(execution_id)
         now = utc_now_iso()
-        # Starting nodes first (possibly more than a transaction holds): orphans are harmless if we lose below.
+        # Inputs and starting nodes first (more than a transaction holds): orphans are harmless if we lose below.
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item={**self._key(pk, keys.INPUTS), "inputs": serialize(inputs_json), "created_at": serialize(now)},
+        )
         for chunk_start in range(0, len(start_nodes), 25):
             chunk = start_nodes[chunk_start : chunk_start + 25]
             requests = [
@@ -707,6 +722,15 @@ class Store:
             **expr.params(),
         )
         self.meter = Meter()
+
+    def get_inputs(self, execution_id: str) -> str | None:
+        item = self._get(keys.execution_pk(execution_id), keys.INPUTS)
+        return None if item is None else str(item["inputs"])
+
+    def list_outputs(self, execution_id: str) -> list[Item]:
+        """Recorded graph outputs in the order they were recorded."""
+        items = self._query(keys.execution_pk(execution_id), keys.OUTPUT_PREFIX)
+        return sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
 
     def get_stats(self, execution_id: str) -> Item:
         return self._get(keys.execution_pk(execution_id), keys.STATS) or {}
