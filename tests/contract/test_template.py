@@ -57,14 +57,15 @@ def test_table_matches_the_design(template: AppTemplate) -> None:
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert {k["AttributeName"]: k["KeyType"] for k in props["KeySchema"]} == {"PK": "HASH", "SK": "RANGE"}
-    [gsi] = props["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "GSI1"
+    indexes = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"GSI1", "GSI2"}  # listings; unfinished executions for the sweeper
+    assert [k["AttributeName"] for k in indexes["GSI2"]["KeySchema"]] == ["GSI2PK", "GSI2SK"]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
 def test_sample_events_are_json() -> None:
     # One test over the folder rather than one per file: the folder may still be empty.
-    for path in sorted((ROOT / "events").glob("*.json")):
+    for path in sorted((ROOT / "events").glob("**/*.json")):
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:

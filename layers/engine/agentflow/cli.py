@@ -172,12 +172,18 @@ def run_on_stack(
                 break
             now = time.monotonic()
             if bus.wait_idle(0) and now - last_change > STALL_SECONDS:
-                engine.stop(execution_id)
-                print(
-                    f"error: the run made no progress for {STALL_SECONDS:.0f}s with nothing in flight; "
-                    "stopped it (see the local bus's dead letters in the log)",
-                    file=sys.stderr,
-                )
+                # Something was lost (an event, a worker): do what the deployed sweeper does every minute.
+                swept = engine.sweep(stale_after_seconds=STALL_SECONDS)
+                last_change = now
+                if live:
+                    print(f"agentflow: no progress for {STALL_SECONDS:.0f}s; sweeper: {swept}", file=live)
+                if not (swept.republished or swept.started or swept.finalized or swept.repaired):
+                    engine.stop(execution_id)
+                    print(
+                        f"error: the run made no progress for {STALL_SECONDS:.0f}s and the sweeper found nothing "
+                        "to move on; stopped it (see dead letters below)",
+                        file=sys.stderr,
+                    )
             if now - started > timeout:
                 print(f"error: the run took longer than --timeout {timeout:.0f}s; stopping it", file=sys.stderr)
                 engine.stop(execution_id)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +50,21 @@ class NodeRunOutcome(StrEnum):
 
 class GraphNotFound(LookupError):
     pass
+
+
+@dataclass
+class SweepReport:
+    executions: int = 0  # unfinished executions looked at
+    republished: int = 0  # node events published again (lost QUEUED events, expired leases)
+    started: int = 0  # starts that died between writing the execution and publishing its nodes
+    finalized: int = 0  # runs whose pending count reached 0 without anyone finalizing them
+    repaired: int = 0  # pending counts that disagreed with the node items
+
+
+def _age_seconds(timestamp: str | None, now: float) -> float:
+    if not timestamp:
+        return float("inf")
+    return now - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -385,6 +402,73 @@ class Engine:
             return resumed
         finally:
             store.flush_meter(execution_id)
+
+    # -- sweep
+
+    def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
+        """Move on every run that something left behind (DESIGN §5): a start that died before publishing, node
+        events that were lost, leases that expired (the claim takes them over, or fails the node after the
+        attempt limit), runs drained to pending = 0 that nobody finalized, and pending counts that disagree
+        with the node items. Safe to run any number of times, concurrently with the executors."""
+        report = SweepReport()
+        now = time.time() if now is None else now
+        for execution in self.store.list_active_executions():
+            report.executions += 1
+            try:
+                self._sweep_execution(execution, stale_after_seconds, now, report)
+            except Exception:  # one broken run must not stop the sweep of the others
+                logger.exception("sweeping execution %s failed", execution.get("execution_id"))
+        return report
+
+    def _sweep_execution(self, execution: Item, stale_after: float, now: float, report: SweepReport) -> None:
+        execution_id = execution["execution_id"]
+        store = self.store.with_meter(Meter())
+        try:
+            status = execution["status"]
+            if status == E.INCOMPLETE.value:
+                if _age_seconds(execution.get("created_at"), now) > stale_after:
+                    self._publish_start(store, execution_id)
+                    report.started += 1
+                return
+            if status not in (E.QUEUED.value, E.RUNNING.value):
+                return
+            nodes = store.list_nodes(execution_id)
+            lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
+            events = [OutboundEvent.node_queued(execution_id, n["node_id"], int(n["seq"])) for n in lost]
+            self._publish(store, events)
+            report.republished += len(events)
+
+            counted = sum(1 for n in nodes if n["status"] in (N.QUEUED.value, N.RUNNING.value, N.TERMINATED.value))
+            pending = int(execution.get("pending", 0))
+            quiet = (
+                all(_age_seconds(n.get("updated_at") or n.get("queued_at"), now) > stale_after for n in nodes)
+                and _age_seconds(execution.get("updated_at"), now) > stale_after
+            )
+            if pending != counted and quiet:
+                logger.error(
+                    "execution %s: pending is %d but %d node executions are unfinished; repairing",
+                    execution_id,
+                    pending,
+                    counted,
+                )
+                if store.repair_pending(execution_id, pending, counted):
+                    report.repaired += 1
+                    pending = counted
+            if status == E.RUNNING.value and pending == 0:
+                before = store.get_execution(execution_id)
+                self._maybe_finalize(store, execution_id)
+                after = store.get_execution(execution_id)
+                if before and after and before["status"] != after["status"]:
+                    report.finalized += 1
+        finally:
+            store.flush_meter(execution_id)
+
+    @staticmethod
+    def _looks_lost(node: Item, stale_after: float, now: float) -> bool:
+        """A QUEUED node nobody claimed for a while, or a RUNNING node whose worker's lease ran out."""
+        if node["status"] == N.QUEUED.value:
+            return _age_seconds(node.get("updated_at") or node.get("queued_at"), now) > stale_after
+        return node["status"] == N.RUNNING.value and int(node.get("lease_until", 0)) < now * 1000
 
     # -- events
 

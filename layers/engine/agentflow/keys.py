@@ -51,6 +51,15 @@ def idempotency_pk(user_id: str, key: str) -> str:
     return f"IDEMP#{user_id}#{digest}"
 
 
+ACTIVE_SHARDS = 8  # spreads unfinished executions over GSI2 partitions
+
+
+def active_shard(execution_id: str) -> str:
+    """GSI2 partition of an unfinished execution (sparse: removed when the run ends or stops)."""
+    digest = int(hashlib.sha256(execution_id.encode()).hexdigest()[:8], 16)
+    return f"ACTIVE#{digest % ACTIVE_SHARDS}"
+
+
 def executions_by_graph(user_id: str, graph_id: str) -> str:
     return f"USER#{user_id}#GRAPH#{graph_id}"
 

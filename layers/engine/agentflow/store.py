@@ -354,6 +354,12 @@ class Store:
             sets.append(f"{expr.n('ended_at')} = {expr.v(utc_now_iso())}")
         if target is ExecutionStatus.RUNNING:
             sets.append(f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(utc_now_iso())})")
+        removes = []
+        if target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TERMINATED):
+            removes = [expr.n("GSI2PK"), expr.n("GSI2SK")]  # off the sweeper's index while finished or stopped
+        else:
+            sets.append(f"{expr.n('GSI2PK')} = {expr.v(keys.active_shard(execution_id))}")
+            sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{utc_now_iso()}#{execution_id}')}")
         condition = f"{expr.n('pending')} = {expr.v(0)}" if require_pending_zero else None
         params = self._status_update(
             keys.execution_pk(execution_id),
@@ -363,6 +369,7 @@ class Store:
             sources,
             expr=expr,
             sets=sets,
+            removes=removes,
             condition=condition,
             history=True,
         )
@@ -498,15 +505,17 @@ class Store:
         if recorded_output is not None:
             name, value_json = recorded_output
             output = {"name": name, "value": value_json, "recorded_at": utc_now_iso(), "node_id": node_id, "seq": seq}
-            actions.append({
-                "Put": {
-                    "TableName": self.table,
-                    "Item": {
-                        **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
-                        **{k: serialize(v) for k, v in output.items()},
-                    },
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
+                            **{k: serialize(v) for k, v in output.items()},
+                        },
+                    }
                 }
-            })
+            )
         return self._transact(actions) is None
 
     # -- executions
@@ -558,6 +567,8 @@ class Store:
             "updated_at": now,
             "GSI1PK": keys.executions_by_graph(execution["user_id"], execution["graph_id"]),
             "GSI1SK": f"{now}#{execution_id}",
+            "GSI2PK": keys.active_shard(execution_id),
+            "GSI2SK": f"{now}#{execution_id}",
         }
         actions: list[dict[str, Any]] = [
             {
@@ -731,6 +742,37 @@ class Store:
         """Recorded graph outputs in the order they were recorded."""
         items = self._query(keys.execution_pk(execution_id), keys.OUTPUT_PREFIX)
         return sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
+
+    def list_active_executions(self) -> list[Item]:
+        """Executions that are not finished or stopped, from the sparse GSI2 (eventually consistent)."""
+        found: list[Item] = []
+        for shard in range(keys.ACTIVE_SHARDS):
+            expr = _Expr()
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": "GSI2",
+                "KeyConditionExpression": f"{expr.n('GSI2PK')} = {expr.v(f'ACTIVE#{shard}')}",
+                **expr.params(),
+            }
+            while True:
+                response = self._call("query", **params)
+                found.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
+                if "LastEvaluatedKey" not in response:
+                    break
+                params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
+    def repair_pending(self, execution_id: str, seen: int, actual: int) -> bool:
+        """Set `pending` to what the node items say, only if nobody changed it since we looked."""
+        expr = _Expr()
+        params = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": f"SET {expr.n('pending')} = {expr.v(actual)}",
+            "ConditionExpression": f"{expr.n('pending')} = {expr.v(seen)}",
+            **expr.params(),
+        }
+        return self._conditional_update(params).won
 
     def get_stats(self, execution_id: str) -> Item:
         return self._get(keys.execution_pk(execution_id), keys.STATS) or {}

@@ -147,6 +147,7 @@ def ensure_table(client: DynamoDBClient, table_name: str, properties: Mapping[st
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        _add_missing_indexes(client, table_name, params)
         return
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 100})
     ttl = properties.get("TimeToLiveSpecification")
@@ -156,6 +157,22 @@ def ensure_table(client: DynamoDBClient, table_name: str, properties: Mapping[st
                 TableName=table_name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
             )
+
+
+def _add_missing_indexes(client: DynamoDBClient, table_name: str, params: Mapping[str, Any]) -> None:
+    """A table kept from an older version of template.yaml gets the indexes added since."""
+    existing = {
+        g["IndexName"] for g in client.describe_table(TableName=table_name)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    for gsi in params.get("GlobalSecondaryIndexes", []):
+        if gsi["IndexName"] in existing:
+            continue
+        names = {k["AttributeName"] for k in gsi["KeySchema"]}
+        client.update_table(
+            TableName=table_name,
+            AttributeDefinitions=[a for a in params["AttributeDefinitions"] if a["AttributeName"] in names],
+            GlobalSecondaryIndexUpdates=[{"Create": gsi}],
+        )
 
 
 def project_root(start: Path | None = None) -> Path:
