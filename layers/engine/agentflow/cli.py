@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver every event N more times, in random order (at-least-once check)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live view")
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API, the event bus and DynamoDB Local on 127.0.0.1 until Ctrl-C"
+    )
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create an API key and print it (once) on stdout")
+    create.add_argument("--user", required=True, help="the user the key acts as (1-64 letters, digits, ._@-)")
+    create.add_argument("--name", default="cli", help="a label for the key")
     run.add_argument(
         "--timeout", type=float, default=600.0, metavar="SECONDS", help="stop the run after this long (default 600)"
     )
@@ -102,7 +111,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run_command(args)
+    if args.command == "serve":
+        return serve_command(args)
+    if args.command == "keys":
+        return keys_command(args)
     return EXIT_INVALID  # pragma: no cover - argparse rejects unknown commands
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from agentflow.local.server import serve
+
+    if not 1 <= args.port <= 65535:
+        print("error: --port must be between 1 and 65535", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        serve(project_root(), port=args.port, out=sys.stdout)
+    except OSError as exc:
+        print(f"error: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except DynamoDBLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    from agentflow.local.server import create_key_anywhere
+
+    try:
+        key = create_key_anywhere(project_root(), args.user, args.name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except DynamoDBLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(key)
+    return EXIT_OK
 
 
 def load_graph_file(path: Path) -> ValidGraph:

@@ -46,6 +46,14 @@ def graph_version_sk(graph_id: str, version: int) -> str:
     return f"GRAPH#{graph_id}#V#{version:06d}"
 
 
+def api_key_pk(key_hash: str) -> str:
+    return f"APIKEY#{key_hash}"
+
+
+def graph_versions_prefix(graph_id: str) -> str:
+    return f"GRAPH#{graph_id}#V#"
+
+
 def idempotency_pk(user_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"IDEMP#{user_id}#{digest}"

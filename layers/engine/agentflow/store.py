@@ -831,6 +831,84 @@ class Store:
                 return version
         raise RuntimeError(f"graph {graph_id}: too many concurrent updates")
 
+    def get_graph_head(self, user_id: str, graph_id: str) -> Item | None:
+        return self._get(keys.user_pk(user_id), keys.graph_sk(graph_id))
+
+    def list_graph_heads(self, user_id: str) -> list[Item]:
+        items = self._query(keys.user_pk(user_id), "GRAPH#")
+        return [i for i in items if "latest_version" in i]  # version items share the prefix
+
+    def list_graph_versions(self, user_id: str, graph_id: str) -> list[Item]:
+        return self._query(keys.user_pk(user_id), keys.graph_versions_prefix(graph_id))
+
+    def set_active_version(self, user_id: str, graph_id: str, version: int) -> Transition:
+        """Point the graph at an existing version; lost (with the head as it is) when there is no such version."""
+        expr = _Expr()
+        return self._conditional_update(
+            {
+                "TableName": self.table,
+                "Key": self._key(keys.user_pk(user_id), keys.graph_sk(graph_id)),
+                "UpdateExpression": f"SET {expr.n('active_version')} = {expr.v(version)}, "
+                f"{expr.n('updated_at')} = {expr.v(utc_now_iso())}",
+                "ConditionExpression": f"attribute_exists({expr.n('PK')}) AND "
+                f"{expr.n('latest_version')} >= {expr.v(version)}",
+                **expr.params(),
+            }
+        )
+
+    def delete_graph(self, user_id: str, graph_id: str) -> bool:
+        """Delete a graph's head and versions; its executions stay readable. False when there was no graph."""
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.table,
+                Key=self._key(keys.user_pk(user_id), keys.graph_sk(graph_id)),
+                ConditionExpression="attribute_exists(PK)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        versions = self.list_graph_versions(user_id, graph_id)
+        for start in range(0, len(versions), 25):
+            self._batch_write(
+                [{"DeleteRequest": {"Key": self._key(v["PK"], v["SK"])}} for v in versions[start : start + 25]]
+            )
+        return True
+
+    def list_executions(
+        self, user_id: str, graph_id: str, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        """Executions of one graph, newest first, one page at a time (GSI1)."""
+        expr = _Expr()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": f"{expr.n('GSI1PK')} = {expr.v(keys.executions_by_graph(user_id, graph_id))}",
+            "ScanIndexForward": False,
+            "Limit": limit,
+            **expr.params(),
+        }
+        if start_key:
+            params["ExclusiveStartKey"] = start_key
+        response = self._call("query", **params)
+        items = [i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i]
+        return items, response.get("LastEvaluatedKey")
+
+    # -- API keys (only their SHA-256 is stored)
+
+    def put_api_key(self, key_hash: str, user_id: str, name: str) -> None:
+        item = {"user_id": user_id, "name": name, "created_at": utc_now_iso(), "status": "active"}
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item={**self._key(keys.api_key_pk(key_hash), "KEY"), **{k: serialize(v) for k, v in item.items()}},
+            ConditionExpression="attribute_not_exists(PK)",
+        )
+
+    def get_api_key(self, key_hash: str) -> Item | None:
+        return self._get(keys.api_key_pk(key_hash), "KEY")
+
     def get_graph_version(self, user_id: str, graph_id: str, version: int) -> str | None:
         item = self._get(keys.user_pk(user_id), keys.graph_version_sk(graph_id, version))
         return None if item is None else str(item["graph"])

@@ -65,6 +65,7 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # a synchronous Lambda invocation's response limit
 INTEGRATION_TIMEOUT = 29.0  # API Gateway REST's default integration timeout, seconds
 KEEPALIVE_TIMEOUT = 60.0  # an idle keep-alive connection is closed after this many seconds
+LINGER_SECONDS = 2.0  # how long a refused body is drained before its connection closes
 LOCAL_API_ID = "localapi00"
 _LOCAL_REGION = "us-east-1"
 
@@ -805,6 +806,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     server: _GatewayHTTPServer
     timeout = KEEPALIVE_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+    _linger = False  # set when a body was refused unread: drain it before closing
 
     def handle_one_request(self) -> None:
         """One request of any method (API Gateway routes any method token), then back to idle."""
@@ -851,7 +854,27 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         gateway = self.server.gateway
         error = gateway._gateway_error(413, "Request Entity Too Large", str(uuid.uuid4()), "RequestTooLargeException")
         self.close_connection = True  # the body is not read: the connection cannot be reused
+        self._linger = True
         self._write(error)
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:
+            self._drain_unread()
+
+    def _drain_unread(self) -> None:
+        """Read and drop what the client still sends, for a while, before closing.
+
+        Closing a socket with unread data sends a reset, which can destroy the 413 before the client reads it
+        (the client is often still sending the body it was refused).
+        """
+        deadline = time.monotonic() + LINGER_SECONDS
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(65536):
+                    break
 
     def _bad_request(self) -> None:
         error = self.server.gateway._gateway_error(400, "Bad Request", str(uuid.uuid4()), "BadRequestException")

@@ -18,6 +18,12 @@ BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
 
 
+def local_dir(root: Path) -> Path:
+    """Where the local stack keeps its data and files: AGENTFLOW_LOCAL_DIR, else <root>/.local (git-ignored)."""
+    configured = os.environ.get("AGENTFLOW_LOCAL_DIR")
+    return Path(configured).resolve() if configured else root / ".local"
+
+
 @dataclass
 class LocalStackConfig:
     root: Path
@@ -34,7 +40,7 @@ class LocalStackConfig:
     def for_user(root: Path, **overrides: object) -> LocalStackConfig:
         config = LocalStackConfig(
             root=root,
-            data_dir=root / ".local" / "dynamodb",
+            data_dir=local_dir(root) / "dynamodb",
             dynamodb_endpoint=os.environ.get(DYNAMODB_ENDPOINT_ENV) or None,
             table_name=os.environ.get("AGENTFLOW_TABLE", TABLE_NAME),
         )

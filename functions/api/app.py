@@ -1,0 +1,22 @@
+"""ApiFunction: the HTTP API behind API Gateway. Thin: the routes live in agentflow.api.routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentflow.api.routes import build_app, prepare_event
+from agentflow.wiring import engine_from_env
+
+logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
+app = build_app(engine_from_env())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(prepare_event(event), context)

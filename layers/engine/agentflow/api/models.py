@@ -1,0 +1,164 @@
+"""Request and response models of the HTTP API: the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentflow.graph import Graph
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable: unauthorized, not_found, invalid_request, conflict, ...")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class BlockInfo(BaseModel):
+    id: str
+    name: str
+    description: str
+    categories: list[str]
+    block_type: str
+    static_output: bool
+    cost: int
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+class BlockList(BaseModel):
+    blocks: list[BlockInfo]
+
+
+class GraphIn(Graph):
+    """A graph in the AutoGPT export format; `block_id` takes a block UUID or name."""
+
+
+class GraphSummary(BaseModel):
+    graph_id: str
+    name: str
+    active_version: int
+    latest_version: int
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class GraphOut(GraphSummary):
+    version: int = Field(description="the version shown (the active one unless ?version= asks otherwise)")
+    graph: dict[str, Any]
+    input_names: list[str]
+    required_inputs: list[str]
+    output_names: list[str]
+
+
+class GraphList(BaseModel):
+    graphs: list[GraphSummary]
+
+
+class VersionInfo(BaseModel):
+    version: int
+    created_at: str | None = None
+    active: bool
+
+
+class VersionList(BaseModel):
+    graph_id: str
+    versions: list[VersionInfo]
+
+
+class ActiveVersionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+
+
+class ExecuteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1, description="graph version; the active one by default")
+
+
+class ExecutionStarted(BaseModel):
+    execution_id: str
+    graph_id: str
+    graph_version: int
+    status: str
+    created: bool = Field(description="false when an Idempotency-Key found an earlier execution")
+
+
+class Stats(BaseModel):
+    node_executions: int
+    duration_s: float | None
+    dynamodb_requests: int
+    dynamodb_write_units: float
+    dynamodb_read_units: float
+    events_published: int
+
+
+class NodeExecutionOut(BaseModel):
+    node_id: str
+    seq: int
+    block_id: str | None
+    block_name: str | None
+    status: str
+    attempts: int
+    inputs: Any
+    outputs: dict[str, list[Any]]
+    error: str | None
+    queued_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+class StatusChange(BaseModel):
+    status: str
+    at: str | None = None
+
+
+class ExecutionOut(BaseModel):
+    execution_id: str
+    graph_id: str
+    graph_version: int
+    status: str
+    inputs: Any
+    outputs: dict[str, list[Any]]
+    error: str | None
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    stats: Stats
+    nodes: list[NodeExecutionOut]
+
+
+class ExecutionSummary(BaseModel):
+    execution_id: str
+    graph_id: str
+    graph_version: int
+    status: str
+    error: str | None = None
+    created_at: str | None = None
+    ended_at: str | None = None
+
+
+class ExecutionList(BaseModel):
+    executions: list[ExecutionSummary]
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+
+
+class StatusOut(BaseModel):
+    execution_id: str
+    status: str
+
+
+class EventList(BaseModel):
+    execution_id: str
+    events: list[StatusChange]
+
+
+class Deleted(BaseModel):
+    graph_id: str
+    deleted: bool

@@ -1,0 +1,389 @@
+"""The API's routes (DESIGN §7). `build_app(engine)` returns a Powertools resolver; the Lambda handler and the
+local stack both call it. Tenancy: every read goes through keys or checks that carry the caller's user id, and
+another user's id answers 404 exactly like one that does not exist."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from botocore.exceptions import ClientError
+
+from agentflow import __version__
+from agentflow.api import models as m
+from agentflow.api.auth import user_for_key
+from agentflow.api.errors import ApiError, conflict, invalid, not_found, too_large, unauthorized
+from agentflow.blocks.registry import all_blocks
+from agentflow.executor import Engine, GraphNotFound
+from agentflow.graph import GraphValidationError, ValidGraph, validate_graph
+from agentflow.reports import execution_report
+from agentflow.statuses import ExecutionStatus
+from agentflow.store import Item, deserialize_item, serialize
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 400_000  # a graph document (300 KB) with room to spare; above this: 413
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")  # graph and execution ids are ours: uuids
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs"})
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def _response(description: str, model: Any = m.ErrorResponse) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+ERRORS: dict[int, OpenAPIResponse] = {
+    400: _response("Invalid request"),
+    401: _response("Missing or unknown API key"),
+    404: _response("Not found (or not yours)"),
+    413: _response("Body too large"),
+}
+CONFLICT: dict[int, OpenAPIResponse] = {409: _response("Not allowed from the current status")}
+
+
+def _json(status: int, body: Any) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body, default=str))
+
+
+def _ok(model: Any, status: int = 200) -> Response[Any]:
+    # the model itself: Powertools validates it against the route's response model, then serializes it
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=model)
+
+
+def _check_id(what: str, ident: str) -> None:
+    if not ID_PATTERN.match(ident):
+        raise not_found(what, ident[:100])
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(deserialize_item(key)).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise ValueError("not a key")
+        return {k: serialize(v) for k, v in raw.items()}
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise invalid("invalid cursor: pass back the next_cursor of the previous page", {"cursor": cursor}) from exc
+
+
+def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Every request body of this API is JSON, whatever Content-Type the client sent (curl -d sends a form type):
+    without this, Powertools would parse it as a form and a malformed body could pass as an empty object."""
+    if not event.get("body"):
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    headers["Content-Type"] = "application/json"
+    multi["Content-Type"] = ["application/json"]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
+def build_app(engine: Engine) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.enable_swagger(
+        path="/docs",
+        title="agentflow",
+        version=__version__,
+        description="Run AutoGPT-style agent graphs on AWS serverless. Authenticate with the X-API-Key header.",
+        security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    )
+    store = engine.store
+
+    def user() -> str:
+        return str(app.context["user_id"])
+
+    # -- cross-cutting: auth, body limit, error shapes
+
+    def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
+        event = app.current_event
+        if event.resource in PUBLIC_PATHS or event.path in PUBLIC_PATHS:
+            return next_middleware(app)
+        body = event.body or ""
+        size = len(base64.b64decode(body)) if event.is_base64_encoded else len(body.encode())
+        if size > MAX_BODY_BYTES:
+            error = too_large(MAX_BODY_BYTES, size)
+            return _json(error.status, error.body())
+        key = event.headers.get("X-API-Key") or event.headers.get("x-api-key")
+        user_id = user_for_key(store, key)
+        if user_id is None:
+            error = unauthorized("missing or unknown API key: send it in the X-API-Key header")
+            return _json(error.status, error.body())
+        app.append_context(user_id=user_id)
+        return next_middleware(app)
+
+    app.use(middlewares=[authenticate])
+    app._agentflow_engine = engine  # type: ignore[attr-defined]  # lets contract tests reach the handler's engine
+
+    @app.exception_handler(ApiError)
+    def _api_error(error: ApiError) -> Response[Any]:
+        return _json(error.status, error.body())
+
+    @app.exception_handler(RequestValidationError)
+    def _request_invalid(error: RequestValidationError) -> Response[Any]:
+        details = []
+        for e in error.errors():
+            if e.get("type") == "json_invalid":  # loc points into the text; the body as a whole is at fault
+                reason = (e.get("ctx") or {}).get("error", "")
+                details.append({"field": "body", "message": f"the body is not valid JSON: {reason}".rstrip(": ")})
+            else:
+                details.append({"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")})
+        fields = ", ".join(d["field"] for d in details) or "request"
+        return _json(400, invalid(f"invalid request: {fields}", details).body())
+
+    @app.exception_handler(GraphValidationError)
+    def _graph_invalid(error: GraphValidationError) -> Response[Any]:
+        details = [p.to_dict() for p in error.problems]
+        return _json(400, invalid(str(error), details).body())
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[Any]:
+        return _json(404, not_found("route", f"{app.current_event.http_method} {app.current_event.path}").body())
+
+    # -- helpers over the store, all scoped to the caller
+
+    def graph_head(graph_id: str) -> Item:
+        _check_id("graph", graph_id)
+        head = store.get_graph_head(user(), graph_id)
+        if head is None:
+            raise not_found("graph", graph_id)
+        return head
+
+    def load(graph_id: str, version: int) -> ValidGraph:
+        try:
+            return engine.load_graph(user(), graph_id, version)
+        except GraphNotFound as exc:
+            raise not_found("graph version", f"{graph_id}@{version}") from exc
+
+    def graph_out(head: Item, version: int | None = None) -> m.GraphOut:
+        shown = version or int(head["active_version"])
+        if shown > int(head["latest_version"]):
+            raise not_found("graph version", f"{head['graph_id']}@{shown}")
+        graph = load(str(head["graph_id"]), shown)
+        return m.GraphOut(
+            graph_id=str(head["graph_id"]),
+            name=str(head.get("name", "")),
+            active_version=int(head["active_version"]),
+            latest_version=int(head["latest_version"]),
+            created_at=head.get("created_at"),
+            updated_at=head.get("updated_at"),
+            version=shown,
+            graph=json.loads(graph.graph.to_json()),
+            input_names=graph.input_names,
+            required_inputs=graph.required_input_names,
+            output_names=graph.output_names,
+        )
+
+    def owned_execution(execution_id: str) -> Item:
+        _check_id("execution", execution_id)
+        execution = store.get_execution(execution_id)
+        if execution is None or execution.get("user_id") != user():
+            raise not_found("execution", execution_id)
+        return execution
+
+    # -- routes
+
+    @app.get("/openapi.json", summary="The OpenAPI document of this API", include_in_schema=False)
+    def openapi() -> Response[Any]:
+        return Response(
+            200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="agentflow", version=__version__)
+        )
+
+    @app.get("/blocks", summary="Every block with its input and output JSON schemas", responses=ERRORS)
+    def list_blocks() -> m.BlockList:
+        return m.BlockList(blocks=[m.BlockInfo(**b.info()) for b in all_blocks()])
+
+    @app.post(
+        "/graphs",
+        summary="Create a graph (version 1)",
+        responses={201: _response("Created", m.GraphOut), **ERRORS},
+    )
+    def create_graph(graph: m.GraphIn) -> Response[m.GraphOut]:
+        valid = validate_graph(graph.model_dump(exclude_none=True))
+        graph_id, _ = engine.register_graph(user(), valid)
+        return _ok(graph_out(graph_head(graph_id)), 201)
+
+    @app.get("/graphs", summary="Your graphs", responses=ERRORS)
+    def list_graphs() -> m.GraphList:
+        heads = sorted(store.list_graph_heads(user()), key=lambda h: str(h.get("created_at", "")), reverse=True)
+        return m.GraphList(
+            graphs=[
+                m.GraphSummary(
+                    graph_id=str(h["graph_id"]),
+                    name=str(h.get("name", "")),
+                    active_version=int(h["active_version"]),
+                    latest_version=int(h["latest_version"]),
+                    created_at=h.get("created_at"),
+                    updated_at=h.get("updated_at"),
+                )
+                for h in heads
+            ]
+        )
+
+    @app.get("/graphs/<graph_id>", summary="A graph (its active version, or ?version=N)", responses=ERRORS)
+    def get_graph(graph_id: str, version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> m.GraphOut:
+        return graph_out(graph_head(graph_id), version)
+
+    @app.put("/graphs/<graph_id>", summary="Save a new version of a graph and make it active", responses=ERRORS)
+    def update_graph(graph_id: str, graph: m.GraphIn) -> m.GraphOut:
+        graph_head(graph_id)
+        valid = validate_graph(graph.model_dump(exclude_none=True))
+        engine.register_graph(user(), valid, graph_id=graph_id)
+        return graph_out(graph_head(graph_id))
+
+    @app.delete("/graphs/<graph_id>", summary="Delete a graph and its versions (its executions stay)", responses=ERRORS)
+    def delete_graph(graph_id: str) -> m.Deleted:
+        _check_id("graph", graph_id)
+        if not store.delete_graph(user(), graph_id):
+            raise not_found("graph", graph_id)
+        return m.Deleted(graph_id=graph_id, deleted=True)
+
+    @app.get("/graphs/<graph_id>/versions", summary="The versions of a graph", responses=ERRORS)
+    def list_versions(graph_id: str) -> m.VersionList:
+        head = graph_head(graph_id)
+        versions = store.list_graph_versions(user(), graph_id)
+        return m.VersionList(
+            graph_id=graph_id,
+            versions=[
+                m.VersionInfo(
+                    version=int(v["version"]),
+                    created_at=v.get("created_at"),
+                    active=int(v["version"]) == int(head["active_version"]),
+                )
+                for v in versions
+            ],
+        )
+
+    @app.put("/graphs/<graph_id>/versions/active", summary="Choose which version runs by default", responses=ERRORS)
+    def set_active(graph_id: str, body: m.ActiveVersionIn) -> m.GraphOut:
+        graph_head(graph_id)
+        if not store.set_active_version(user(), graph_id, body.version).won:
+            raise not_found("graph version", f"{graph_id}@{body.version}")
+        return graph_out(graph_head(graph_id))
+
+    @app.post(
+        "/graphs/<graph_id>/execute",
+        summary="Start an execution (202); an Idempotency-Key header returns the same execution on a repeat",
+        responses={
+            202: {"description": "Started", "content": {"application/json": {"model": m.ExecutionStarted}}},
+            **ERRORS,
+        },
+    )
+    def execute(
+        graph_id: str,
+        body: m.ExecuteIn,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Response[m.ExecutionStarted]:
+        head = graph_head(graph_id)
+        version = body.version or int(head["active_version"])
+        load(graph_id, version)
+        key = idempotency_key or app.current_event.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        started = engine.start_execution(user(), graph_id, version, body.inputs, idempotency_key=key)
+        execution = store.get_execution(started.execution_id) or {}
+        return _ok(
+            m.ExecutionStarted(
+                execution_id=started.execution_id,
+                graph_id=graph_id,
+                graph_version=int(execution.get("graph_version", version)),
+                status=str(execution.get("status", "QUEUED")),
+                created=started.created,
+            ),
+            202,
+        )
+
+    @app.get("/executions/<execution_id>", summary="Status, outputs, stats and node executions", responses=ERRORS)
+    def get_execution(execution_id: str) -> m.ExecutionOut:
+        execution = owned_execution(execution_id)
+        try:
+            output_names = load(str(execution["graph_id"]), int(execution["graph_version"])).output_names
+        except ApiError:
+            output_names = []  # the graph was deleted; the execution stays readable
+        report = execution_report(store, execution_id, output_names)
+        if report is None:
+            raise not_found("execution", execution_id)
+        return m.ExecutionOut.model_validate(report)
+
+    @app.get("/graphs/<graph_id>/executions", summary="Executions of a graph, newest first", responses=ERRORS)
+    def list_executions(
+        graph_id: str,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    ) -> m.ExecutionList:
+        graph_head(graph_id)
+        try:
+            items, last = store.list_executions(user(), graph_id, limit, _decode_cursor(cursor))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                raise invalid("invalid cursor: pass back the next_cursor of the previous page") from exc
+            raise
+        return m.ExecutionList(
+            executions=[
+                m.ExecutionSummary(
+                    execution_id=str(i["execution_id"]),
+                    graph_id=str(i["graph_id"]),
+                    graph_version=int(i["graph_version"]),
+                    status=str(i["status"]),
+                    error=i.get("error"),
+                    created_at=i.get("created_at"),
+                    ended_at=i.get("ended_at"),
+                )
+                for i in items
+            ],
+            next_cursor=_encode_cursor(last),
+        )
+
+    @app.post(
+        "/executions/<execution_id>/stop",
+        summary="Stop a run (409 when it already ended)",
+        responses={**ERRORS, **CONFLICT},
+    )
+    def stop(execution_id: str) -> m.StatusOut:
+        owned_execution(execution_id)
+        result = engine.stop(execution_id)
+        current = result.status or "UNKNOWN"
+        if not result.won:
+            raise conflict(f"cannot stop an execution that is {current}", {"status": current})
+        return m.StatusOut(execution_id=execution_id, status=current)
+
+    @app.post(
+        "/executions/<execution_id>/resume",
+        summary="Resume a stopped run (409 unless TERMINATED)",
+        responses={**ERRORS, **CONFLICT},
+    )
+    def resume(execution_id: str) -> m.StatusOut:
+        owned_execution(execution_id)
+        result = engine.resume(execution_id)
+        current = result.status or "UNKNOWN"
+        if not result.won:
+            raise conflict(
+                f"cannot resume an execution that is {current}; only {ExecutionStatus.TERMINATED.value} runs resume",
+                {"status": current},
+            )
+        return m.StatusOut(execution_id=execution_id, status=current)
+
+    @app.get("/executions/<execution_id>/events", summary="The status history, oldest first", responses=ERRORS)
+    def events(execution_id: str) -> m.EventList:
+        execution = owned_execution(execution_id)
+        history = [m.StatusChange(status=h["status"], at=h.get("at")) for h in execution.get("history", [])]
+        return m.EventList(execution_id=execution_id, events=history)
+
+    return app
