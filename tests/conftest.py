@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,3 +54,74 @@ def ddb_table(dynamodb_local: DynamoDBLocal) -> tuple[object, str]:
     name = f"t-{uuid.uuid4().hex[:12]}"
     ensure_table(client, name, table_properties())
     return client, name
+
+
+@dataclass
+class ApiServer:
+    """A running `agentflow serve`, with its own data folder and table on the session's DynamoDB Local."""
+
+    url: str
+    dev_key: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+    def create_key(self, user: str) -> str:
+        """`agentflow keys create --user USER`, as a user would run it beside the running stack."""
+        done = subprocess.run(
+            [sys.executable, "-m", "agentflow.cli", "keys", "create", "--user", user],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def api_server(dynamodb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    from agentflow.local.dynamodb import free_port
+
+    port = free_port()
+    local = tmp_path_factory.mktemp("agentflow-local")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env |= {
+        "AGENTFLOW_DYNAMODB_ENDPOINT": dynamodb_local.endpoint,
+        "AGENTFLOW_TABLE": f"api-{uuid.uuid4().hex[:10]}",
+        "AGENTFLOW_LOCAL_DIR": str(local),
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentflow.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    banner = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        banner.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    text = "".join(banner)
+    assert "Ctrl-C" in text, f"agentflow serve did not start:\n{text}"
+    key = (local / "dev-api-key").read_text().strip()
+    # keep draining output so the server never blocks on a full pipe
+    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        yield ApiServer(f"http://127.0.0.1:{port}", key, env, process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
