@@ -65,6 +65,14 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
         result = handler(event, FakeLambdaContext.for_function(spec))
         assert result["outcome"] == "completed"
         assert engine.store.get_node(execution_id, "add", 0)["status"] == "QUEUED"
+    elif spec.code_dir.name == "webhook":
+        engine = inspect.unwrap(handler).__globals__["ENGINE"]
+        response = handler(webhook_sample_world(engine, event), FakeLambdaContext.for_function(spec))
+        assert response["statusCode"] == 202, response.get("body")
+        answer = json.loads(response["body"])
+        assert answer["started"] and answer["created"]
+        tampered = {**event, "body": event["body"].replace("Ada", "Eve")}
+        assert handler(tampered, FakeLambdaContext.for_function(spec))["statusCode"] == 401
     elif spec.code_dir.name == "api":
         engine = inspect.unwrap(handler).__globals__["app"]._agentflow_engine
         response = handler(api_sample_world(engine, event), FakeLambdaContext.for_function(spec))
@@ -93,7 +101,36 @@ API_EXPECTED = {
     "stop_execution": 200,
     "resume_execution": 409,
     "execution_events": 200,
+    "create_webhook": 201,
+    "list_webhooks": 200,
+    "delete_webhook": 200,
+    "rotate_webhook": 200,
 }
+SAMPLE_WEBHOOK = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+SAMPLE_SECRET = "whsec_sample-secret-for-events-only"
+
+
+def seed_webhook(engine: Any, graph_id: str | None = None) -> str:
+    from agentflow.graph import validate_graph
+
+    graph = validate_graph((ROOT / "examples" / "webhooks" / "greet_on_webhook.json").read_text())
+    graph_id, _ = engine.register_graph("sample-user", graph, graph_id=graph_id)
+    engine.store.put_webhook(
+        {
+            "webhook_id": SAMPLE_WEBHOOK,
+            "user_id": "sample-user",
+            "graph_id": graph_id,
+            "node_id": "hook",
+            "provider": "generic",
+            "secret": SAMPLE_SECRET,
+        }
+    )
+    return str(graph_id)
+
+
+def webhook_sample_world(engine: Any, event: dict[str, Any]) -> dict[str, Any]:
+    seed_webhook(engine)
+    return event
 
 
 def api_sample_world(engine: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +142,8 @@ def api_sample_world(engine: Any, event: dict[str, Any]) -> dict[str, Any]:
     engine.store.put_api_key(hash_key(SAMPLE_KEY), "sample-user", "sample")
     graph = validate_graph((ROOT / "examples" / "calculator.json").read_text())
     engine.register_graph("sample-user", graph, graph_id=SAMPLE_GRAPH)
+    if "/webhooks" in event["resource"]:  # webhook routes need a graph with a trigger block, and one webhook
+        seed_webhook(engine, SAMPLE_GRAPH)
     execution_id = engine.start_execution("sample-user", SAMPLE_GRAPH, 1, {"Input": 1}).execution_id
     text = json.dumps(event).replace(SAMPLE_EXECUTION, execution_id)
     return json.loads(text)  # type: ignore[no-any-return]
@@ -122,7 +161,7 @@ def test_malformed_node_event_is_refused(aws: None) -> None:
 def test_every_api_route_has_a_sample() -> None:
     routes = {(r.method, r.path) for spec in TEMPLATE.functions.values() for r in spec.api_routes}
     sampled = set()
-    for path in (ROOT / "events" / "api").glob("*.json"):
+    for path in [*(ROOT / "events" / "api").glob("*.json"), *(ROOT / "events" / "webhook").glob("*.json")]:
         event = json.loads(path.read_text())
         sampled.add((event["httpMethod"], event["resource"]))
     assert routes == sampled

@@ -83,12 +83,33 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "StepThroughItemsBlock": ("f66a3543-28d3-4ab5-8945-9b336371e2ce", "iteration", STD, False, {C_LOGIC}),
     "CalculatorBlock": ("b1ab9b19-67a6-406d-abf5-2dba76d00c79", "maths", STD, False, {C_LOGIC}),
     "CountItemsBlock": ("3c9c2f42-b0c3-435f-ba35-05f7a25c772a", "maths", STD, False, {C_LOGIC}),
+    # trigger blocks (issue: webhook-triggered agents), AutoGPT's UUIDs
+    "GenericWebhookTriggerBlock": (
+        "8fa8c167-2002-47ce-aba8-97572fc5d387",
+        "triggers",
+        BlockType.WEBHOOK,
+        False,
+        {BlockCategory.INPUT},
+    ),
+    "GithubPullRequestTriggerBlock": (
+        "6c60ec01-8128-419e-988f-96a063ee2fea",
+        "triggers",
+        BlockType.WEBHOOK,
+        False,
+        {BlockCategory.INPUT},
+    ),
 }
 
 _INPUT_PINS = ["name", "value", "title", "description", "advanced", "secret"]
 
 # name: (input pins in order, required inputs, output pins in order)
 PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
+    "GenericWebhookTriggerBlock": (["payload", "constants"], set(), ["error", "payload", "constants"]),
+    "GithubPullRequestTriggerBlock": (
+        ["repo", "events", "payload"],
+        {"repo"},
+        ["error", "payload", "triggered_by_user", "event", "number", "pull_request", "pull_request_url"],
+    ),
     "AgentInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
     "AgentShortTextInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
     "AgentLongTextInputBlock": (_INPUT_PINS, {"name"}, ["result"]),
@@ -159,7 +180,7 @@ def test_pins_match_blocks_md(name: str) -> None:
 
 def test_standard_blocks_have_an_error_pin_and_io_blocks_do_not() -> None:
     for block in all_blocks():
-        if block.block_type in (BlockType.STANDARD, BlockType.NOTE):
+        if block.block_type in (BlockType.STANDARD, BlockType.NOTE, BlockType.WEBHOOK):
             assert block.has_error_pin(), block.name()
             assert block.Output.model_fields["error"].default == ""
         else:

@@ -111,9 +111,24 @@ class Engine:
         graph_version: int,
         inputs: Mapping[str, Any],
         idempotency_key: str | None = None,
+        trigger_payload: Mapping[str, Any] | None = None,
     ) -> StartResult:
+        """Start a run. A graph with a trigger block starts only with `trigger_payload` (from its webhook)."""
         store = self.store.with_meter(Meter())
         graph = self.load_graph(user_id, graph_id, graph_version, store)
+        trigger = graph.trigger_node
+        if trigger is not None and trigger_payload is None:
+            raise GraphValidationError(
+                [
+                    Problem(
+                        "this graph starts only from its webhook (create one with POST /graphs/{id}/webhooks)",
+                        trigger.id,
+                    )
+                ],
+                what="start",
+            )
+        if trigger is None and trigger_payload is not None:
+            raise GraphValidationError([Problem("this graph has no trigger block to receive a webhook")], what="start")
         validate_inputs(graph, inputs)
         try:
             inputs_json = dumps(dict(inputs))
@@ -133,6 +148,8 @@ class Engine:
             data = dict(node.input_default)
             if graph.block(node.id).block_type is BlockType.INPUT and node.input_default.get("name") in inputs:
                 data["value"] = inputs[node.input_default["name"]]
+            if trigger is not None and node.id == trigger.id:
+                data["payload"] = dict(trigger_payload or {})
             start_nodes.append({"node_id": node.id, "seq": 0, "block_id": node.block_id, "inputs": dumps(data)})
         execution = {
             "execution_id": execution_id,

@@ -171,6 +171,11 @@ class ValidGraph:
         return required
 
     @cached_property
+    def trigger_node(self) -> Node | None:
+        """The webhook trigger node, if the graph has one: such a graph starts only from its webhook."""
+        return next((n for n in self.graph.nodes if self.blocks[n.id].block_type is BlockType.WEBHOOK), None)
+
+    @cached_property
     def starting_nodes(self) -> list[Node]:
         """Nodes that run when the execution starts: input blocks and nodes no link feeds (notes never run)."""
         return [
@@ -283,6 +288,8 @@ def validate_graph(data: Any) -> ValidGraph:
                 continue
             if block.block_type is BlockType.INPUT and pin == "value":
                 continue  # filled by the graph input of the same name
+            if block.block_type is BlockType.WEBHOOK and pin == "payload":
+                continue  # filled by the webhook
             problems.append(Problem("required input has no default, link or graph input", node.id, pin))
         if block.block_type is BlockType.INPUT:
             name = node.input_default.get("name")
@@ -295,6 +302,9 @@ def validate_graph(data: Any) -> ValidGraph:
                     )
                 input_names[name] = node.id
 
+    triggers = [n.id for n in graph.nodes if n.id in blocks and blocks[n.id].block_type is BlockType.WEBHOOK]
+    for extra in triggers[1:]:
+        problems.append(Problem(f"a graph holds at most one trigger block (also node {triggers[0]!r})", extra))
     if problems:
         raise GraphValidationError(problems)
     valid = ValidGraph(graph)

@@ -54,6 +54,17 @@ def graph_versions_prefix(graph_id: str) -> str:
     return f"GRAPH#{graph_id}#V#"
 
 
+def webhook_pk(webhook_id: str) -> str:
+    return f"WEBHOOK#{webhook_id}"
+
+
+WEBHOOK = "WEBHOOK"
+
+
+def webhooks_by_graph(user_id: str, graph_id: str) -> str:
+    return f"USER#{user_id}#WEBHOOKS#{graph_id}"
+
+
 def idempotency_pk(user_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"IDEMP#{user_id}#{digest}"

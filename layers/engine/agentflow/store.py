@@ -895,6 +895,73 @@ class Store:
         items = [i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i]
         return items, response.get("LastEvaluatedKey")
 
+    # -- webhooks
+
+    def put_webhook(self, webhook: Item) -> None:
+        now = utc_now_iso()
+        item = {
+            **webhook,
+            "created_at": now,
+            "GSI1PK": keys.webhooks_by_graph(webhook["user_id"], webhook["graph_id"]),
+            "GSI1SK": f"{now}#{webhook['webhook_id']}",
+        }
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item={**self._key(keys.webhook_pk(webhook["webhook_id"]), keys.WEBHOOK)}
+            | {k: serialize(v) for k, v in item.items()},
+            ConditionExpression="attribute_not_exists(PK)",
+        )
+
+    def get_webhook(self, webhook_id: str) -> Item | None:
+        return self._get(keys.webhook_pk(webhook_id), keys.WEBHOOK)
+
+    def list_webhooks(self, user_id: str, graph_id: str) -> list[Item]:
+        expr = _Expr()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": f"{expr.n('GSI1PK')} = {expr.v(keys.webhooks_by_graph(user_id, graph_id))}",
+            **expr.params(),
+        }
+        items: list[Item] = []
+        while True:
+            response = self._call("query", **params)
+            items.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
+            if "LastEvaluatedKey" not in response:
+                return items
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _owned_webhook_update(
+        self, user_id: str, graph_id: str, webhook_id: str, delete: bool, secret: str = ""
+    ) -> bool:
+        expr = _Expr()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self._key(keys.webhook_pk(webhook_id), keys.WEBHOOK),
+            "ConditionExpression": f"{expr.n('user_id')} = {expr.v(user_id)} AND "
+            f"{expr.n('graph_id')} = {expr.v(graph_id)}",
+        }
+        if not delete:
+            params["UpdateExpression"] = (
+                f"SET {expr.n('secret')} = {expr.v(secret)}, {expr.n('rotated_at')} = {expr.v(utc_now_iso())}"
+            )
+        params.update(expr.params())
+        try:
+            self._call("delete_item" if delete else "update_item", **params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def delete_webhook(self, user_id: str, graph_id: str, webhook_id: str) -> bool:
+        """Delete a webhook of this user's graph; False when there is no such webhook (or not theirs)."""
+        return self._owned_webhook_update(user_id, graph_id, webhook_id, delete=True)
+
+    def rotate_webhook_secret(self, user_id: str, graph_id: str, webhook_id: str, secret: str) -> bool:
+        return self._owned_webhook_update(user_id, graph_id, webhook_id, delete=False, secret=secret)
+
     # -- API keys (only their SHA-256 is stored)
 
     def put_api_key(self, key_hash: str, user_id: str, name: str) -> None:

@@ -162,3 +162,29 @@ class EventList(BaseModel):
 class Deleted(BaseModel):
     graph_id: str
     deleted: bool
+
+
+class WebhookCreated(BaseModel):
+    webhook_id: str
+    url: str = Field(description="where the sender POSTs (no API key: deliveries are signed)")
+    secret: str = Field(description="the HMAC-SHA256 secret; shown only here and on rotate")
+    provider: str
+    node_id: str
+
+
+class WebhookInfo(BaseModel):
+    webhook_id: str
+    url: str
+    provider: str
+    node_id: str
+    created_at: str | None = None
+
+
+class WebhookList(BaseModel):
+    graph_id: str
+    webhooks: list[WebhookInfo]
+
+
+class WebhookDeleted(BaseModel):
+    webhook_id: str
+    deleted: bool

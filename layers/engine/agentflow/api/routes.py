@@ -29,6 +29,7 @@ from agentflow.graph import GraphValidationError, ValidGraph, validate_graph
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Item, deserialize_item, serialize
+from agentflow.triggers.webhooks import new_secret, new_webhook_id
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +380,95 @@ def build_app(engine: Engine) -> APIGatewayRestResolver:
                 {"status": current},
             )
         return m.StatusOut(execution_id=execution_id, status=current)
+
+    # -- webhooks (the ingress itself is WebhookFunction: POST /webhooks/{webhook_id}, no API key)
+
+    def webhook_url(webhook_id: str) -> str:
+        event = app.current_event
+        context = event.request_context
+        host = event.headers.get("Host") or event.headers.get("host") or context.domain_name or "localhost"
+        scheme = event.headers.get("X-Forwarded-Proto") or event.headers.get("x-forwarded-proto") or "https"
+        stage = f"/{context.stage}" if "execute-api" in host and context.stage else ""
+        return f"{scheme}://{host}{stage}/webhooks/{webhook_id}"
+
+    def trigger_of(graph_id: str) -> tuple[str, str]:
+        head = graph_head(graph_id)
+        graph = load(graph_id, int(head["active_version"]))
+        node = graph.trigger_node
+        if node is None:
+            raise invalid(
+                "this graph has no trigger block: add a GenericWebhookTriggerBlock or GithubPullRequestTriggerBlock",
+                {"graph_id": graph_id},
+            )
+        return node.id, str(getattr(graph.block(node.id), "webhook_provider", "generic"))
+
+    @app.post(
+        "/graphs/<graph_id>/webhooks",
+        summary="Create the webhook that starts this graph; the secret is shown only here",
+        responses={201: _response("Created", m.WebhookCreated), **ERRORS},
+    )
+    def create_webhook(graph_id: str) -> Response[m.WebhookCreated]:
+        node_id, provider = trigger_of(graph_id)
+        webhook_id, secret = new_webhook_id(), new_secret()
+        store.put_webhook(
+            {
+                "webhook_id": webhook_id,
+                "user_id": user(),
+                "graph_id": graph_id,
+                "node_id": node_id,
+                "provider": provider,
+                "secret": secret,
+            }
+        )
+        created = m.WebhookCreated(
+            webhook_id=webhook_id, url=webhook_url(webhook_id), secret=secret, provider=provider, node_id=node_id
+        )
+        return _ok(created, 201)
+
+    @app.get("/graphs/<graph_id>/webhooks", summary="The graph's webhooks (without secrets)", responses=ERRORS)
+    def list_webhooks(graph_id: str) -> m.WebhookList:
+        graph_head(graph_id)
+        return m.WebhookList(
+            graph_id=graph_id,
+            webhooks=[
+                m.WebhookInfo(
+                    webhook_id=str(w["webhook_id"]),
+                    url=webhook_url(str(w["webhook_id"])),
+                    provider=str(w.get("provider", "generic")),
+                    node_id=str(w.get("node_id", "")),
+                    created_at=w.get("created_at"),
+                )
+                for w in store.list_webhooks(user(), graph_id)
+            ],
+        )
+
+    @app.delete("/graphs/<graph_id>/webhooks/<webhook_id>", summary="Delete a webhook", responses=ERRORS)
+    def delete_webhook(graph_id: str, webhook_id: str) -> m.WebhookDeleted:
+        _check_id("graph", graph_id)
+        _check_id("webhook", webhook_id)
+        if not store.delete_webhook(user(), graph_id, webhook_id):
+            raise not_found("webhook", webhook_id)
+        return m.WebhookDeleted(webhook_id=webhook_id, deleted=True)
+
+    @app.post(
+        "/graphs/<graph_id>/webhooks/<webhook_id>/rotate",
+        summary="Issue a new secret for a webhook (the old one stops working at once)",
+        responses=ERRORS,
+    )
+    def rotate_webhook(graph_id: str, webhook_id: str) -> m.WebhookCreated:
+        _check_id("graph", graph_id)
+        _check_id("webhook", webhook_id)
+        existing = store.get_webhook(webhook_id)
+        secret = new_secret()
+        if existing is None or not store.rotate_webhook_secret(user(), graph_id, webhook_id, secret):
+            raise not_found("webhook", webhook_id)
+        return m.WebhookCreated(
+            webhook_id=webhook_id,
+            url=webhook_url(webhook_id),
+            secret=secret,
+            provider=str(existing.get("provider", "generic")),
+            node_id=str(existing.get("node_id", "")),
+        )
 
     @app.get("/executions/<execution_id>/events", summary="The status history, oldest first", responses=ERRORS)
     def events(execution_id: str) -> m.EventList:

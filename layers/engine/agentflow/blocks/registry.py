@@ -20,10 +20,13 @@ from agentflow.blocks.iteration import StepThroughItemsBlock
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.sdk import Block
 from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
+from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
 
 __all__ = ["BLOCKS", "all_blocks", "get_block"]
 
 _BUILT_IN: tuple[type[Block], ...] = (
+    GenericWebhookTriggerBlock,
+    GithubPullRequestTriggerBlock,
     AgentInputBlock,
     AgentShortTextInputBlock,
     AgentLongTextInputBlock,

@@ -1,0 +1,34 @@
+"""WebhookFunction: the public, signed webhook ingress `POST /webhooks/{webhook_id}` (no API key).
+Thin: the checks live in agentflow.triggers.webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentflow.triggers.webhooks import handle_delivery
+from agentflow.wiring import engine_from_env
+
+logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
+ENGINE = engine_from_env()
+app = APIGatewayRestResolver()
+
+
+@app.post("/webhooks/<webhook_id>")
+def deliver(webhook_id: str) -> Response[Any]:
+    event = app.current_event
+    body = event.decoded_body or ""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")  # the signature covers the bytes as sent
+    answer = handle_delivery(ENGINE, webhook_id, dict(event.headers), raw)
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

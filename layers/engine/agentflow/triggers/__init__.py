@@ -1,0 +1,1 @@
+"""Triggers: webhook signatures and ingress, schedules."""
