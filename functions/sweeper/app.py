@@ -24,5 +24,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     report = ENGINE.sweep()
     for name, value in asdict(report).items():
         metrics.add_metric(name=f"Sweep_{name}", unit=MetricUnit.Count, value=value)
-    logger.info("sweep done", extra=asdict(report))
+    logger.info("sweep done", extra={"sweep": asdict(report)})
     return asdict(report)

@@ -36,9 +36,14 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TABLE_NAME", "agentflow-contract")
     monkeypatch.setenv("EVENT_BUS_NAME", "agentflow-contract-bus")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "agentflow")
+    monkeypatch.setenv("SCHEDULE_GROUP_NAME", "agentflow-contract-schedules")
+    monkeypatch.setenv("SCHEDULED_RUN_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:scheduled-run")
+    monkeypatch.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/agentflow-contract-scheduler")
+    monkeypatch.delenv("AGENTFLOW_SCHEDULER", raising=False)
     with mock_aws():
         ensure_table(boto3.client("dynamodb"), "agentflow-contract", table_properties())
         boto3.client("events").create_event_bus(Name="agentflow-contract-bus")
+        boto3.client("scheduler").create_schedule_group(Name="agentflow-contract-schedules")
         yield
 
 
@@ -73,6 +78,27 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
         assert answer["started"] and answer["created"]
         tampered = {**event, "body": event["body"].replace("Ada", "Eve")}
         assert handler(tampered, FakeLambdaContext.for_function(spec))["statusCode"] == 401
+    elif spec.code_dir.name == "scheduled_run":
+        engine = inspect.unwrap(handler).__globals__["ENGINE"]
+        from agentflow.graph import validate_graph
+
+        graph_id, _ = engine.register_graph("sample-user", validate_graph(graphs.linear()))
+        engine.store.put_schedule(
+            {
+                "schedule_id": event["schedule_id"],
+                "user_id": "sample-user",
+                "graph_id": graph_id,
+                "name": "s",
+                "cron": "0 9 * * *",
+                "timezone": "UTC",
+                "aws_expression": "cron(0 9 * * ? *)",
+                "inputs": '{"x": 1}',
+            }
+        )
+        first = handler(event, FakeLambdaContext.for_function(spec))
+        again = handler(event, FakeLambdaContext.for_function(spec))
+        assert first["started"] and first["created"] and not again["created"]
+        assert again["execution_id"] == first["execution_id"]
     elif spec.code_dir.name == "api":
         engine = inspect.unwrap(handler).__globals__["app"]._agentflow_engine
         response = handler(api_sample_world(engine, event), FakeLambdaContext.for_function(spec))
@@ -105,7 +131,11 @@ API_EXPECTED = {
     "list_webhooks": 200,
     "delete_webhook": 200,
     "rotate_webhook": 200,
+    "create_schedule": 201,
+    "list_schedules": 200,
+    "delete_schedule": 200,
 }
+SAMPLE_SCHEDULE = "4d2c1b0a99887766554433221100ffee"
 SAMPLE_WEBHOOK = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 SAMPLE_SECRET = "whsec_sample-secret-for-events-only"
 
@@ -142,6 +172,19 @@ def api_sample_world(engine: Any, event: dict[str, Any]) -> dict[str, Any]:
     engine.store.put_api_key(hash_key(SAMPLE_KEY), "sample-user", "sample")
     graph = validate_graph((ROOT / "examples" / "calculator.json").read_text())
     engine.register_graph("sample-user", graph, graph_id=SAMPLE_GRAPH)
+    if event["resource"] == "/schedules/{schedule_id}":  # the sample deletes an existing schedule
+        engine.store.put_schedule(
+            {
+                "schedule_id": SAMPLE_SCHEDULE,
+                "user_id": "sample-user",
+                "graph_id": SAMPLE_GRAPH,
+                "name": "s",
+                "cron": "0 9 * * *",
+                "timezone": "UTC",
+                "aws_expression": "cron(0 9 * * ? *)",
+                "inputs": "{}",
+            }
+        )
     if "/webhooks" in event["resource"]:  # webhook routes need a graph with a trigger block, and one webhook
         seed_webhook(engine, SAMPLE_GRAPH)
     execution_id = engine.start_execution("sample-user", SAMPLE_GRAPH, 1, {"Input": 1}).execution_id

@@ -65,6 +65,18 @@ def webhooks_by_graph(user_id: str, graph_id: str) -> str:
     return f"USER#{user_id}#WEBHOOKS#{graph_id}"
 
 
+def schedule_pk(schedule_id: str) -> str:
+    return f"SCHEDULE#{schedule_id}"
+
+
+SCHEDULE = "SCHEDULE"
+ENABLED_SCHEDULES = "SCHEDULES"  # sparse GSI2 partition of enabled schedules (the local stack fires them)
+
+
+def schedules_by_user(user_id: str) -> str:
+    return f"USER#{user_id}#SCHEDULES"
+
+
 def idempotency_pk(user_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"IDEMP#{user_id}#{digest}"

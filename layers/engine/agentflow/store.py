@@ -962,6 +962,79 @@ class Store:
     def rotate_webhook_secret(self, user_id: str, graph_id: str, webhook_id: str, secret: str) -> bool:
         return self._owned_webhook_update(user_id, graph_id, webhook_id, delete=False, secret=secret)
 
+    # -- schedules
+
+    def put_schedule(self, schedule: Item) -> None:
+        now = utc_now_iso()
+        item = {
+            **schedule,
+            "enabled": True,
+            "created_at": now,
+            "GSI1PK": keys.schedules_by_user(schedule["user_id"]),
+            "GSI1SK": f"{now}#{schedule['schedule_id']}",
+            "GSI2PK": keys.ENABLED_SCHEDULES,
+            "GSI2SK": schedule["schedule_id"],
+        }
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item={**self._key(keys.schedule_pk(schedule["schedule_id"]), keys.SCHEDULE)}
+            | {k: serialize(v) for k, v in item.items() if v is not None},
+            ConditionExpression="attribute_not_exists(PK)",
+        )
+
+    def get_schedule(self, schedule_id: str) -> Item | None:
+        return self._get(keys.schedule_pk(schedule_id), keys.SCHEDULE)
+
+    def _index_query(self, index: str, partition: str, attribute: str) -> list[Item]:
+        expr = _Expr()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{expr.n(attribute)} = {expr.v(partition)}",
+            **expr.params(),
+        }
+        items: list[Item] = []
+        while True:
+            response = self._call("query", **params)
+            items.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
+            if "LastEvaluatedKey" not in response:
+                return items
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def list_schedules(self, user_id: str) -> list[Item]:
+        return self._index_query("GSI1", keys.schedules_by_user(user_id), "GSI1PK")
+
+    def list_enabled_schedules(self) -> list[Item]:
+        return self._index_query("GSI2", keys.ENABLED_SCHEDULES, "GSI2PK")
+
+    def delete_schedule(self, user_id: str, schedule_id: str) -> bool:
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.table,
+                Key=self._key(keys.schedule_pk(schedule_id), keys.SCHEDULE),
+                ConditionExpression="user_id = :u",
+                ExpressionAttributeValues={":u": serialize(user_id)},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def disable_schedule(self, schedule_id: str, reason: str) -> None:
+        expr = _Expr()
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key=self._key(keys.schedule_pk(schedule_id), keys.SCHEDULE),
+            UpdateExpression=f"SET {expr.n('enabled')} = {expr.v(False)}, "
+            f"{expr.n('disabled_reason')} = {expr.v(reason)} REMOVE {expr.n('GSI2PK')}, {expr.n('GSI2SK')}",
+            ConditionExpression=f"attribute_exists({expr.n('PK')})",
+            **expr.params(),
+        )
+
     # -- API keys (only their SHA-256 is stored)
 
     def put_api_key(self, key_hash: str, user_id: str, name: str) -> None:

@@ -188,3 +188,36 @@ class WebhookList(BaseModel):
 class WebhookDeleted(BaseModel):
     webhook_id: str
     deleted: bool
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    cron: str = Field(min_length=1, max_length=200, description="5-field crontab, e.g. '0 9 * * 1-5'")
+    timezone: str = Field(default="UTC", max_length=64, description="IANA timezone, e.g. Europe/Paris")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    graph_version: int | None = Field(default=None, ge=1, le=1_000_000, description="default: the active version")
+
+
+class ScheduleOut(BaseModel):
+    schedule_id: str
+    name: str
+    cron: str
+    timezone: str
+    aws_expression: str | None
+    graph_id: str
+    graph_version: int | None
+    inputs: dict[str, Any]
+    enabled: bool
+    disabled_reason: str | None = None
+    created_at: str | None = None
+    next_runs: list[str] = Field(description="the next fire times (ISO 8601, in the schedule's timezone)")
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleOut]
+
+
+class ScheduleDeleted(BaseModel):
+    schedule_id: str
+    deleted: bool

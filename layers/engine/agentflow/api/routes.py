@@ -29,6 +29,14 @@ from agentflow.graph import GraphValidationError, ValidGraph, validate_graph
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Item, deserialize_item, serialize
+from agentflow.triggers.schedules import (
+    ScheduleError,
+    SchedulerPort,
+    create_schedule,
+    delete_schedule,
+    schedule_view,
+    scheduler_from_env,
+)
 from agentflow.triggers.webhooks import new_secret, new_webhook_id
 
 logger = logging.getLogger(__name__)
@@ -96,7 +104,7 @@ def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
-def build_app(engine: Engine) -> APIGatewayRestResolver:
+def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     app.enable_swagger(
         path="/docs",
@@ -107,6 +115,12 @@ def build_app(engine: Engine) -> APIGatewayRestResolver:
         security=[{"apiKey": []}],
     )
     store = engine.store
+    schedulers: list[SchedulerPort] = [scheduler] if scheduler is not None else []
+
+    def scheduler_port() -> SchedulerPort:
+        if not schedulers:  # read the environment on first use: only schedule routes need it
+            schedulers.append(scheduler_from_env())
+        return schedulers[0]
 
     def user() -> str:
         return str(app.context["user_id"])
@@ -469,6 +483,44 @@ def build_app(engine: Engine) -> APIGatewayRestResolver:
             provider=str(existing.get("provider", "generic")),
             node_id=str(existing.get("node_id", "")),
         )
+
+    # -- schedules
+
+    @app.post(
+        "/graphs/<graph_id>/schedules",
+        summary="Run a graph on a 5-field crontab in a timezone (EventBridge Scheduler)",
+        responses={201: _response("Created", m.ScheduleOut), **ERRORS},
+    )
+    def create_schedule_route(graph_id: str, body: m.ScheduleIn) -> Response[m.ScheduleOut]:
+        head = graph_head(graph_id)
+        try:
+            item = create_schedule(
+                engine,
+                scheduler_port(),
+                user(),
+                graph_id,
+                int(head["active_version"]),
+                body.name,
+                body.cron,
+                body.timezone,
+                body.inputs,
+                body.graph_version,
+            )
+        except ScheduleError as exc:
+            raise invalid(str(exc), [{"field": exc.field, "message": str(exc)}]) from exc
+        return _ok(m.ScheduleOut.model_validate(schedule_view(item)), 201)
+
+    @app.get("/schedules", summary="Your schedules with their next run times", responses=ERRORS)
+    def list_schedules() -> m.ScheduleList:
+        items = sorted(store.list_schedules(user()), key=lambda i: str(i.get("created_at", "")), reverse=True)
+        return m.ScheduleList(schedules=[m.ScheduleOut.model_validate(schedule_view(i)) for i in items])
+
+    @app.delete("/schedules/<schedule_id>", summary="Delete a schedule", responses=ERRORS)
+    def delete_schedule_route(schedule_id: str) -> m.ScheduleDeleted:
+        _check_id("schedule", schedule_id)
+        if not delete_schedule(engine, scheduler_port(), user(), schedule_id):
+            raise not_found("schedule", schedule_id)
+        return m.ScheduleDeleted(schedule_id=schedule_id, deleted=True)
 
     @app.get("/executions/<execution_id>/events", summary="The status history, oldest first", responses=ERRORS)
     def events(execution_id: str) -> m.EventList:

@@ -1,5 +1,5 @@
-"""Fires the template's fixed-rate schedules (`rate(1 minute)`, e.g. the sweeper) on the local stack, through the
-same handlers. Cron schedules created by users at run time are a separate concern."""
+"""Schedules on the local stack: the template's fixed-rate ones (`rate(1 minute)`, the sweeper) and the users'
+cron schedules stored in the table, each fired through the same handler as in AWS."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import json
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from agentflow.local.lambda_runtime import FakeLambdaContext, Handler, load_handler
 from agentflow.local.template import AppTemplate, FunctionSpec, ScheduleEvent
+from agentflow.store import Store
+from agentflow.triggers.cron import next_runs
 
 logger = logging.getLogger(__name__)
 RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
@@ -75,3 +80,69 @@ class RateScheduler:
             self.fired += 1
         except Exception:  # a failing schedule must not stop the others
             logger.exception("scheduled %s.%s failed", job.spec.logical_id, job.schedule.name)
+
+
+class CronScheduler:
+    """Fires users' stored schedules on the local stack, on time in their timezones, through the same
+    ScheduledRunFunction handler EventBridge Scheduler invokes when deployed. `tick(now)` lets tests drive time."""
+
+    def __init__(
+        self,
+        template: AppTemplate,
+        store: Store,
+        function: str = "ScheduledRunFunction",
+        clock: Callable[[], float] = time.time,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.spec = template.functions[function]
+        self.handler = load_handler(self.spec)
+        self.store = store
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.started_at = datetime.fromtimestamp(clock(), UTC)
+        self._checked: dict[str, datetime] = {}  # schedule id -> fire times up to here are done
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-cron-scheduler", daemon=True)
+        self.fired: list[dict[str, Any]] = []
+
+    def start(self) -> CronScheduler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.tick()
+            except Exception:  # DynamoDB Local restarting, a bad schedule...: try again next poll
+                logger.exception("local cron scheduler tick failed")
+
+    def tick(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Fire every enabled schedule whose fire times fell between its last check and `now`."""
+        current = datetime.fromtimestamp(self.clock() if now is None else now, UTC)
+        results = []
+        for schedule in self.store.list_enabled_schedules():
+            schedule_id = str(schedule["schedule_id"])
+            created = datetime.fromisoformat(str(schedule["created_at"]).replace("Z", "+00:00"))
+            since = self._checked.get(schedule_id) or max(created, self.started_at)
+            if since >= current:
+                continue
+            due = [t for t in next_runs(str(schedule["cron"]), str(schedule["timezone"]), since, 60) if t <= current]
+            for fire_time in due:
+                event = {
+                    "schedule_id": schedule_id,
+                    "scheduled_time": fire_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                try:
+                    result = self.handler(event, FakeLambdaContext.for_function(self.spec))
+                except Exception:
+                    logger.exception("scheduled run of %s at %s failed", schedule_id, event["scheduled_time"])
+                    continue
+                results.append(result)
+            self._checked[schedule_id] = current
+        self.fired.extend(results)
+        return results

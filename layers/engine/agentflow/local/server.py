@@ -17,7 +17,7 @@ from agentflow.api.auth import create_api_key, user_for_key
 from agentflow.graph import GraphValidationError, validate_graph
 from agentflow.local.api_gateway import LocalApiGateway
 from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
-from agentflow.local.scheduler import RateScheduler
+from agentflow.local.scheduler import CronScheduler, RateScheduler
 from agentflow.local.stack import LocalStack, LocalStackConfig, local_dir
 from agentflow.local.template import load_template
 from agentflow.store import Store
@@ -112,9 +112,11 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
     stack = LocalStack(config).start()
     gateway: LocalApiGateway | None = None
     scheduler: RateScheduler | None = None
+    cron: CronScheduler | None = None
     try:
         gateway = LocalApiGateway(stack.template, port=port).start()
         scheduler = RateScheduler(stack.template).start()
+        cron = CronScheduler(stack.template, stack.engine.store).start()
         key = dev_api_key(stack.engine.store, files)
         examples = register_examples(stack, files)
         files.running.write_text(
@@ -131,6 +133,8 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
             files.running.unlink()
         if scheduler is not None:
             scheduler.stop()
+        if cron is not None:
+            cron.stop()
         if gateway is not None:
             gateway.stop()
         stack.stop()

@@ -14,6 +14,7 @@ from agentflow.local.template import AppTemplate, load_template, resolve_environ
 from agentflow.wiring import engine_from_env
 
 TABLE_NAME = "agentflow"
+LOCAL_STACK_NAME = "agentflow-local"
 BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
 
@@ -77,7 +78,17 @@ class LocalStack:
         try:
             table = self.template.resources["Table"]["Properties"]
             ensure_table(client_for(self.dynamodb_endpoint), config.table_name, table)
-            refs = {"Table": config.table_name, "EventBus": config.bus_name}
+            refs = {
+                "Table": config.table_name,
+                "EventBus": config.bus_name,
+                "ScheduleGroup": f"{LOCAL_STACK_NAME}-schedules",
+                "ScheduledRunFunction.Arn": f"arn:aws:lambda:us-east-1:000000000000:function:{LOCAL_STACK_NAME}-run",
+                "SchedulerRole.Arn": f"arn:aws:iam::000000000000:role/{LOCAL_STACK_NAME}-scheduler",
+                "AWS::StackName": LOCAL_STACK_NAME,
+                "AWS::Region": "us-east-1",
+                "AWS::AccountId": "000000000000",
+                "AWS::Partition": "aws",
+            }
             self.bus = LocalEventBus(
                 self.template,
                 bus_names={"EventBus": config.bus_name},
@@ -93,6 +104,7 @@ class LocalStack:
             os.environ["AWS_ENDPOINT_URL_EVENTBRIDGE"] = self.bus.url  # botocore: AWS_ENDPOINT_URL_<service id>
             for spec in self.template.functions.values():
                 os.environ.update(resolve_environment(spec.environment, refs))
+            os.environ["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
             if config.log_level:
                 os.environ["LOG_LEVEL"] = config.log_level
                 os.environ["POWERTOOLS_LOG_LEVEL"] = config.log_level

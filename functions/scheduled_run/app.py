@@ -1,0 +1,33 @@
+"""ScheduledRunFunction: invoked by EventBridge Scheduler with `{schedule_id, scheduled_time}`; starts one
+execution per (schedule, scheduled time), however often it is invoked for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from agentflow.triggers.schedules import run_scheduled, scheduler_from_env
+from agentflow.wiring import engine_from_env
+
+logger = Logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
+ENGINE = engine_from_env()
+SCHEDULER = scheduler_from_env()
+
+
+class ScheduledRun(BaseModel):
+    schedule_id: str = Field(min_length=1, max_length=64)
+    scheduled_time: str = Field(min_length=1, max_length=64)
+
+
+@logger.inject_lambda_context(correlation_id_path="schedule_id")
+@event_parser(model=ScheduledRun)
+def lambda_handler(event: ScheduledRun, context: LambdaContext) -> dict[str, Any]:
+    result = run_scheduled(ENGINE, SCHEDULER, event.schedule_id, event.scheduled_time)
+    logger.info("scheduled run", extra={"scheduled_run": result})  # nested: keys like "created" clash with LogRecord
+    return result
