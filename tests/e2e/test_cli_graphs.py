@@ -133,3 +133,9 @@ def test_live_view_without_json(agentflow_run: Run) -> None:
 @pytest.mark.parametrize("example", sorted((Path(__file__).parents[2] / "examples").glob("*.json")), ids=str)
 def test_examples_run(agentflow_run: Run, example: Path) -> None:
     ok(agentflow_run(example))
+
+
+def test_trigger_graphs_are_refused_by_run(agentflow_run: Run) -> None:
+    result = agentflow_run(Path(__file__).parents[2] / "examples" / "webhooks" / "greet_on_webhook.json")
+    assert result.code == 2
+    assert "starts only from its webhook" in result.stderr

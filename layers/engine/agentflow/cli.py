@@ -166,6 +166,11 @@ def run_command(args: argparse.Namespace) -> int:
         graph = load_graph_file(args.graph)
         inputs = parse_inputs(args.input, args.inputs)
         validate_inputs(graph, inputs)
+        if graph.trigger_node is not None:
+            raise UsageError(
+                f"node {graph.trigger_node.id!r} is a trigger block: this graph starts only from its webhook; "
+                "run `agentflow serve`, create the graph and its webhook, then POST signed payloads to it"
+            )
     except (UsageError, GraphValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
