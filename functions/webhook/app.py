@@ -3,6 +3,7 @@ Thin: the checks live in agentflow.triggers.webhooks."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,8 +24,8 @@ app = APIGatewayRestResolver()
 @app.post("/webhooks/<webhook_id>")
 def deliver(webhook_id: str) -> Response[Any]:
     event = app.current_event
-    body = event.decoded_body or ""
-    raw = body if isinstance(body, bytes) else body.encode("utf-8")  # the signature covers the bytes as sent
+    # The signature covers the bytes as sent: never decode them as text before checking it.
+    raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode("utf-8")
     answer = handle_delivery(ENGINE, webhook_id, dict(event.headers), raw)
     return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
 

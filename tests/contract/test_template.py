@@ -44,7 +44,9 @@ def test_node_executor_rule_matches_only_node_execution_queued(template: AppTemp
 
 
 def test_every_function_environment_resolves_with_the_local_refs(template: AppTemplate) -> None:
-    refs = {"Table": "agentflow", "EventBus": "agentflow-local-bus"}
+    from agentflow.local.stack import local_refs
+
+    refs = local_refs("agentflow", "agentflow-local-bus")
     for spec in template.functions.values():
         env = resolve_environment(spec.environment, refs)
         assert env["TABLE_NAME"] == "agentflow"

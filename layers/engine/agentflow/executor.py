@@ -31,7 +31,7 @@ from agentflow.events import EventPublisher, OutboundEvent
 from agentflow.graph import GraphValidationError, Link, Problem, ValidGraph, validate_graph, validate_inputs
 from agentflow.pins import select_output
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import Item, Meter, QueueOutcome, Store, Transition
+from agentflow.store import Item, ItemTooLarge, Meter, QueueOutcome, Store, Transition
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def _age_seconds(timestamp: str | None, now: float) -> float:
 class StartResult:
     execution_id: str
     created: bool  # False when an idempotency key found an earlier execution
+
+
+MAX_START_BYTES = 100_000  # a run's inputs travel in node items (400 KB each) beside their outputs
 
 
 def dumps(value: Any) -> str:
@@ -132,8 +135,15 @@ class Engine:
         validate_inputs(graph, inputs)
         try:
             inputs_json = dumps(dict(inputs))
+            payload_json = dumps(dict(trigger_payload or {}))
         except (TypeError, ValueError) as exc:
             raise GraphValidationError([Problem(f"inputs are not JSON: {exc}")], what="inputs") from exc
+        for what, text in (("inputs", inputs_json), ("webhook payload", payload_json)):
+            if len(text.encode()) > MAX_START_BYTES:
+                raise GraphValidationError(
+                    [Problem(f"the {what} are {len(text.encode())} bytes as JSON; the limit is {MAX_START_BYTES}")],
+                    what="inputs",
+                )
 
         if idempotency_key is not None:
             existing = store.find_idempotent_execution(user_id, idempotency_key)
@@ -230,9 +240,10 @@ class Engine:
                 run = execute_block(block, json.loads(node.get("inputs") or "{}"), context)
                 outputs, error = list(run.outputs), run.error
             encoded = dumps(outputs)
-            if len(encoded.encode()) > self.settings.max_value_bytes:
+            size = len(encoded.encode()) + len(str(node.get("inputs") or "").encode())  # both share the node item
+            if size > self.settings.max_value_bytes:
                 error = (
-                    f"outputs are {len(encoded.encode())} bytes; a node's outputs are limited to "
+                    f"inputs and outputs are {size} bytes; a node's inputs and outputs together are limited to "
                     f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
                 )
                 outputs = [("error", error)]
@@ -240,7 +251,13 @@ class Engine:
             if not store.save_node_result(execution_id, node_id, seq, attempt, encoded, error):
                 return NodeRunOutcome.LOST_LEASE
 
-        if not self._propagate(store, execution, graph, node_id, seq, outputs):
+        try:
+            propagated = self._propagate(store, execution, graph, node_id, seq, outputs)
+        except ItemTooLarge as exc:
+            # e.g. a sink that received more values than one item can record: fail loudly, never silently
+            error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
+            propagated = True
+        if not propagated:
             return self._finish_terminated(store, execution, node_id, seq, attempt)
 
         target = N.FAILED if error is not None else N.COMPLETED

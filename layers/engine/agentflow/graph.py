@@ -21,7 +21,8 @@ MAX_NODES = 500
 MAX_LINKS = 2_000
 MAX_GRAPH_BYTES = 300_000  # a graph version is one DynamoDB item (400 KB) with room for its keys
 DEFAULT_NODE_EXECUTION_LIMIT = 1_000
-MAX_NODE_EXECUTION_LIMIT = 100_000
+# A node's delivery records share one item (PINS, ~20 bytes each): 20,000 keeps it well under 400 KB.
+MAX_NODE_EXECUTION_LIMIT = 20_000
 FORBIDDEN_ID_CHARS = ("#", "/")  # both are separators in DynamoDB sort keys and delivery ids
 
 

@@ -130,6 +130,15 @@ class Transition:
         return None if self.item is None else self.item.get("status")
 
 
+class ItemTooLarge(Exception):
+    """A write would make an item exceed DynamoDB's 400 KB: the node must fail with a clear error."""
+
+
+def _too_large(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "size" in str(error.get("Message", "")).lower()
+
+
 class QueueOutcome(StrEnum):
     QUEUED = "queued"  # this caller moved the slot INCOMPLETE -> QUEUED and counted it in
     ALREADY = "already"  # someone else did (or the slot left INCOMPLETE otherwise)
@@ -279,6 +288,8 @@ class Store:
                 "update_item", ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD", **params
             )
         except ClientError as exc:
+            if _too_large(exc):
+                raise ItemTooLarge(str(exc.response.get("Error", {}).get("Message", ""))) from exc
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             return Transition(False, deserialize_item(exc.response.get("Item")))  # type: ignore[arg-type]
@@ -744,7 +755,8 @@ class Store:
         return sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
 
     def list_active_executions(self) -> list[Item]:
-        """Executions that are not finished or stopped, from the sparse GSI2 (eventually consistent)."""
+        """Executions that are not finished or stopped: the sparse GSI2 names them (keys only, eventually
+        consistent), then each META item is read consistently."""
         found: list[Item] = []
         for shard in range(keys.ACTIVE_SHARDS):
             expr = _Expr()
@@ -760,7 +772,8 @@ class Store:
                 if "LastEvaluatedKey" not in response:
                     break
                 params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return found
+        items = (self._get(str(k["PK"]), str(k["SK"])) for k in found)
+        return [i for i in items if i is not None and "GSI2PK" in i]
 
     def repair_pending(self, execution_id: str, seen: int, actual: int) -> bool:
         """Set `pending` to what the node items say, only if nobody changed it since we looked."""
@@ -1006,7 +1019,9 @@ class Store:
         return self._index_query("GSI1", keys.schedules_by_user(user_id), "GSI1PK")
 
     def list_enabled_schedules(self) -> list[Item]:
-        return self._index_query("GSI2", keys.ENABLED_SCHEDULES, "GSI2PK")
+        found = self._index_query("GSI2", keys.ENABLED_SCHEDULES, "GSI2PK")  # keys only
+        items = (self._get(str(k["PK"]), str(k["SK"])) for k in found)
+        return [i for i in items if i is not None and i.get("enabled", True)]
 
     def delete_schedule(self, user_id: str, schedule_id: str) -> bool:
         try:

@@ -60,6 +60,21 @@ ERRORS: dict[int, OpenAPIResponse] = {
 CONFLICT: dict[int, OpenAPIResponse] = {409: _response("Not allowed from the current status")}
 
 
+def ok(model: Any, extra: dict[int, OpenAPIResponse] | None = None) -> dict[int, OpenAPIResponse]:
+    """The documented answers of a route that answers 200: Powertools documents the success response from the
+    return type only when `responses` is not given, so it is listed here with the errors."""
+    return {200: _response("OK", model), **ERRORS, **(extra or {})}
+
+
+OPENAPI: dict[str, Any] = {
+    "title": "agentflow",
+    "version": __version__,
+    "description": "Run AutoGPT-style agent graphs on AWS serverless. Authenticate with the X-API-Key header.",
+    "security_schemes": {"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
+    "security": [{"apiKey": []}],
+}
+
+
 def _json(status: int, body: Any) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body, default=str))
 
@@ -106,14 +121,7 @@ def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    app.enable_swagger(
-        path="/docs",
-        title="agentflow",
-        version=__version__,
-        description="Run AutoGPT-style agent graphs on AWS serverless. Authenticate with the X-API-Key header.",
-        security_schemes={"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
-        security=[{"apiKey": []}],
-    )
+    app.enable_swagger(path="/docs", **OPENAPI)
     store = engine.store
     schedulers: list[SchedulerPort] = [scheduler] if scheduler is not None else []
 
@@ -162,6 +170,10 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
                 details.append({"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")})
         fields = ", ".join(d["field"] for d in details) or "request"
         return _json(400, invalid(f"invalid request: {fields}", details).body())
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(_: UnicodeDecodeError) -> Response[Any]:
+        return _json(400, invalid("the body is not valid UTF-8 JSON").body())
 
     @app.exception_handler(GraphValidationError)
     def _graph_invalid(error: GraphValidationError) -> Response[Any]:
@@ -217,11 +229,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
 
     @app.get("/openapi.json", summary="The OpenAPI document of this API", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(
-            200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="agentflow", version=__version__)
-        )
+        return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(**OPENAPI))
 
-    @app.get("/blocks", summary="Every block with its input and output JSON schemas", responses=ERRORS)
+    @app.get("/blocks", summary="Every block with its input and output JSON schemas", responses=ok(m.BlockList))
     def list_blocks() -> m.BlockList:
         return m.BlockList(blocks=[m.BlockInfo(**b.info()) for b in all_blocks()])
 
@@ -235,7 +245,7 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
         graph_id, _ = engine.register_graph(user(), valid)
         return _ok(graph_out(graph_head(graph_id)), 201)
 
-    @app.get("/graphs", summary="Your graphs", responses=ERRORS)
+    @app.get("/graphs", summary="Your graphs", responses=ok(m.GraphList))
     def list_graphs() -> m.GraphList:
         heads = sorted(store.list_graph_heads(user()), key=lambda h: str(h.get("created_at", "")), reverse=True)
         return m.GraphList(
@@ -252,25 +262,27 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             ]
         )
 
-    @app.get("/graphs/<graph_id>", summary="A graph (its active version, or ?version=N)", responses=ERRORS)
+    @app.get("/graphs/<graph_id>", summary="A graph (its active version, or ?version=N)", responses=ok(m.GraphOut))
     def get_graph(graph_id: str, version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> m.GraphOut:
         return graph_out(graph_head(graph_id), version)
 
-    @app.put("/graphs/<graph_id>", summary="Save a new version of a graph and make it active", responses=ERRORS)
+    @app.put("/graphs/<graph_id>", summary="Save a new version of a graph and make it active", responses=ok(m.GraphOut))
     def update_graph(graph_id: str, graph: m.GraphIn) -> m.GraphOut:
         graph_head(graph_id)
         valid = validate_graph(graph.model_dump(exclude_none=True))
         engine.register_graph(user(), valid, graph_id=graph_id)
         return graph_out(graph_head(graph_id))
 
-    @app.delete("/graphs/<graph_id>", summary="Delete a graph and its versions (its executions stay)", responses=ERRORS)
+    @app.delete(
+        "/graphs/<graph_id>", summary="Delete a graph and its versions (its executions stay)", responses=ok(m.Deleted)
+    )
     def delete_graph(graph_id: str) -> m.Deleted:
         _check_id("graph", graph_id)
         if not store.delete_graph(user(), graph_id):
             raise not_found("graph", graph_id)
         return m.Deleted(graph_id=graph_id, deleted=True)
 
-    @app.get("/graphs/<graph_id>/versions", summary="The versions of a graph", responses=ERRORS)
+    @app.get("/graphs/<graph_id>/versions", summary="The versions of a graph", responses=ok(m.VersionList))
     def list_versions(graph_id: str) -> m.VersionList:
         head = graph_head(graph_id)
         versions = store.list_graph_versions(user(), graph_id)
@@ -286,7 +298,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             ],
         )
 
-    @app.put("/graphs/<graph_id>/versions/active", summary="Choose which version runs by default", responses=ERRORS)
+    @app.put(
+        "/graphs/<graph_id>/versions/active", summary="Choose which version runs by default", responses=ok(m.GraphOut)
+    )
     def set_active(graph_id: str, body: m.ActiveVersionIn) -> m.GraphOut:
         graph_head(graph_id)
         if not store.set_active_version(user(), graph_id, body.version).won:
@@ -325,7 +339,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             202,
         )
 
-    @app.get("/executions/<execution_id>", summary="Status, outputs, stats and node executions", responses=ERRORS)
+    @app.get(
+        "/executions/<execution_id>", summary="Status, outputs, stats and node executions", responses=ok(m.ExecutionOut)
+    )
     def get_execution(execution_id: str) -> m.ExecutionOut:
         execution = owned_execution(execution_id)
         try:
@@ -337,7 +353,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             raise not_found("execution", execution_id)
         return m.ExecutionOut.model_validate(report)
 
-    @app.get("/graphs/<graph_id>/executions", summary="Executions of a graph, newest first", responses=ERRORS)
+    @app.get(
+        "/graphs/<graph_id>/executions", summary="Executions of a graph, newest first", responses=ok(m.ExecutionList)
+    )
     def list_executions(
         graph_id: str,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -369,7 +387,7 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
     @app.post(
         "/executions/<execution_id>/stop",
         summary="Stop a run (409 when it already ended)",
-        responses={**ERRORS, **CONFLICT},
+        responses=ok(m.StatusOut, CONFLICT),
     )
     def stop(execution_id: str) -> m.StatusOut:
         owned_execution(execution_id)
@@ -382,7 +400,7 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
     @app.post(
         "/executions/<execution_id>/resume",
         summary="Resume a stopped run (409 unless TERMINATED)",
-        responses={**ERRORS, **CONFLICT},
+        responses=ok(m.StatusOut, CONFLICT),
     )
     def resume(execution_id: str) -> m.StatusOut:
         owned_execution(execution_id)
@@ -439,7 +457,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
         )
         return _ok(created, 201)
 
-    @app.get("/graphs/<graph_id>/webhooks", summary="The graph's webhooks (without secrets)", responses=ERRORS)
+    @app.get(
+        "/graphs/<graph_id>/webhooks", summary="The graph's webhooks (without secrets)", responses=ok(m.WebhookList)
+    )
     def list_webhooks(graph_id: str) -> m.WebhookList:
         graph_head(graph_id)
         return m.WebhookList(
@@ -456,7 +476,7 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             ],
         )
 
-    @app.delete("/graphs/<graph_id>/webhooks/<webhook_id>", summary="Delete a webhook", responses=ERRORS)
+    @app.delete("/graphs/<graph_id>/webhooks/<webhook_id>", summary="Delete a webhook", responses=ok(m.WebhookDeleted))
     def delete_webhook(graph_id: str, webhook_id: str) -> m.WebhookDeleted:
         _check_id("graph", graph_id)
         _check_id("webhook", webhook_id)
@@ -467,7 +487,7 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
     @app.post(
         "/graphs/<graph_id>/webhooks/<webhook_id>/rotate",
         summary="Issue a new secret for a webhook (the old one stops working at once)",
-        responses=ERRORS,
+        responses=ok(m.WebhookCreated),
     )
     def rotate_webhook(graph_id: str, webhook_id: str) -> m.WebhookCreated:
         _check_id("graph", graph_id)
@@ -510,19 +530,19 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             raise invalid(str(exc), [{"field": exc.field, "message": str(exc)}]) from exc
         return _ok(m.ScheduleOut.model_validate(schedule_view(item)), 201)
 
-    @app.get("/schedules", summary="Your schedules with their next run times", responses=ERRORS)
+    @app.get("/schedules", summary="Your schedules with their next run times", responses=ok(m.ScheduleList))
     def list_schedules() -> m.ScheduleList:
         items = sorted(store.list_schedules(user()), key=lambda i: str(i.get("created_at", "")), reverse=True)
         return m.ScheduleList(schedules=[m.ScheduleOut.model_validate(schedule_view(i)) for i in items])
 
-    @app.delete("/schedules/<schedule_id>", summary="Delete a schedule", responses=ERRORS)
+    @app.delete("/schedules/<schedule_id>", summary="Delete a schedule", responses=ok(m.ScheduleDeleted))
     def delete_schedule_route(schedule_id: str) -> m.ScheduleDeleted:
         _check_id("schedule", schedule_id)
         if not delete_schedule(engine, scheduler_port(), user(), schedule_id):
             raise not_found("schedule", schedule_id)
         return m.ScheduleDeleted(schedule_id=schedule_id, deleted=True)
 
-    @app.get("/executions/<execution_id>/events", summary="The status history, oldest first", responses=ERRORS)
+    @app.get("/executions/<execution_id>/events", summary="The status history, oldest first", responses=ok(m.EventList))
     def events(execution_id: str) -> m.EventList:
         execution = owned_execution(execution_id)
         history = [m.StatusChange(status=h["status"], at=h.get("at")) for h in execution.get("history", [])]

@@ -25,6 +25,21 @@ def local_dir(root: Path) -> Path:
     return Path(configured).resolve() if configured else root / ".local"
 
 
+def local_refs(table_name: str, bus_name: str) -> dict[str, str]:
+    """What template.yaml's !Ref / !GetAtt / pseudo parameters mean on the local stack."""
+    return {
+        "Table": table_name,
+        "EventBus": bus_name,
+        "ScheduleGroup": f"{LOCAL_STACK_NAME}-schedules",
+        "ScheduledRunFunction.Arn": f"arn:aws:lambda:us-east-1:000000000000:function:{LOCAL_STACK_NAME}-run",
+        "SchedulerRole.Arn": f"arn:aws:iam::000000000000:role/{LOCAL_STACK_NAME}-scheduler",
+        "AWS::StackName": LOCAL_STACK_NAME,
+        "AWS::Region": "us-east-1",
+        "AWS::AccountId": "000000000000",
+        "AWS::Partition": "aws",
+    }
+
+
 @dataclass
 class LocalStackConfig:
     root: Path
@@ -78,17 +93,7 @@ class LocalStack:
         try:
             table = self.template.resources["Table"]["Properties"]
             ensure_table(client_for(self.dynamodb_endpoint), config.table_name, table)
-            refs = {
-                "Table": config.table_name,
-                "EventBus": config.bus_name,
-                "ScheduleGroup": f"{LOCAL_STACK_NAME}-schedules",
-                "ScheduledRunFunction.Arn": f"arn:aws:lambda:us-east-1:000000000000:function:{LOCAL_STACK_NAME}-run",
-                "SchedulerRole.Arn": f"arn:aws:iam::000000000000:role/{LOCAL_STACK_NAME}-scheduler",
-                "AWS::StackName": LOCAL_STACK_NAME,
-                "AWS::Region": "us-east-1",
-                "AWS::AccountId": "000000000000",
-                "AWS::Partition": "aws",
-            }
+            refs = local_refs(config.table_name, config.bus_name)
             self.bus = LocalEventBus(
                 self.template,
                 bus_names={"EventBus": config.bus_name},

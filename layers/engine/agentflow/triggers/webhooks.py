@@ -23,7 +23,9 @@ from agentflow.graph import GraphValidationError
 
 logger = logging.getLogger(__name__)
 
-MAX_WEBHOOK_BODY_BYTES = 1_000_000  # GitHub caps payloads at 25 MB; a graph input this large would not fit an item
+# The payload is a node's input and then its outputs (a GitHub trigger yields it whole and in parts), all on one
+# 400 KB DynamoDB item: 100 KB keeps that safe. GitHub's pull_request payloads are typically 20-60 KB.
+MAX_WEBHOOK_BODY_BYTES = 100_000
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Webhook-Delivery")
 GITHUB_EVENT_HEADER = "X-GitHub-Event"
@@ -97,13 +99,19 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
     if trigger is None:
         return _error(409, "conflict", "the graph's active version has no trigger block; this webhook cannot start it")
 
+    event = _header(headers, GITHUB_EVENT_HEADER) or ""
+    if event == "ping":  # GitHub's hello when a webhook is connected: answer it, start nothing
+        return WebhookAnswer(200, {"message": "pong", "webhook_id": webhook_id})
     if graph.block(trigger.id) is GithubPullRequestTriggerBlock:
-        event = _header(headers, GITHUB_EVENT_HEADER) or ""
-        if event == "ping":
-            return WebhookAnswer(200, {"message": "pong", "webhook_id": webhook_id})
         if event != GithubPullRequestTriggerBlock.github_event:
             return WebhookAnswer(202, {"started": False, "reason": f"event {event or '(none)'!r} is not pull_request"})
         action = str(payload.get("action", ""))
+        repository = str((payload.get("repository") or {}).get("full_name", ""))
+        wanted = str(trigger.input_default.get("repo", ""))
+        if wanted and repository and repository.lower() != wanted.lower():
+            return WebhookAnswer(
+                202, {"started": False, "reason": f"repository {repository!r} is not the trigger's repo {wanted!r}"}
+            )
         if not GithubPullRequestTriggerBlock.selects(trigger.input_default, action):
             return WebhookAnswer(202, {"started": False, "reason": f"action {action!r} is not selected in events"})
 
