@@ -9,7 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentflow.api.routes import build_app, prepare_event
+from agentflow.api.routes import build_app, handle
 from agentflow.wiring import engine_from_env
 
 logger = Logger()
@@ -19,4 +19,4 @@ app = build_app(engine_from_env())
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(prepare_event(event), context)
+    return handle(app, event, context)

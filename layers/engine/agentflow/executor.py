@@ -215,7 +215,14 @@ class Engine:
         node = claim.item
         assert node is not None
         attempt = int(node["attempts"])
-        graph = self.load_graph(execution["user_id"], execution["graph_id"], int(execution["graph_version"]), store)
+        try:
+            graph = self.load_graph(execution["user_id"], execution["graph_id"], int(execution["graph_version"]), store)
+        except GraphNotFound as exc:  # cannot happen through the API (versions outlive their graph); never hang
+            logger.error("execution %s: %s", execution_id, exc)
+            failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=str(exc))
+            if failed.won:
+                self._publish(store, [self._status_event(failed)])
+            return NodeRunOutcome.FAILED
         block = graph.block(node_id)
 
         if "outputs" in node:  # an earlier attempt ran the block and died before finishing: don't run it again

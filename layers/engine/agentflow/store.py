@@ -870,7 +870,9 @@ class Store:
         )
 
     def delete_graph(self, user_id: str, graph_id: str) -> bool:
-        """Delete a graph's head and versions; its executions stay readable. False when there was no graph."""
+        """Delete a graph: its head goes (every route answers 404 from then on). Its immutable versions stay,
+        unreachable through the API, for the executions that refer to them (a run in flight finishes normally).
+        False when there was no graph."""
         try:
             self._call(
                 "delete_item",
@@ -882,11 +884,6 @@ class Store:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
-        versions = self.list_graph_versions(user_id, graph_id)
-        for start in range(0, len(versions), 25):
-            self._batch_write(
-                [{"DeleteRequest": {"Key": self._key(v["PK"], v["SK"])}} for v in versions[start : start + 25]]
-            )
         return True
 
     def list_executions(

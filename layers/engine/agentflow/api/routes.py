@@ -9,7 +9,6 @@ import binascii
 import json
 import logging
 import re
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -19,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import ClientError
 
-from agentflow import __version__
+from agentflow import __version__, keys
 from agentflow.api import models as m
 from agentflow.api.auth import user_for_key
 from agentflow.api.errors import ApiError, conflict, invalid, not_found, too_large, unauthorized
@@ -95,16 +94,58 @@ def _encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(deserialize_item(key)).encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
+CURSOR_KEYS = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})
+
+
+def _decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
+    if cursor is None:
         return None
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        if not isinstance(raw, dict) or set(raw) != CURSOR_KEYS or raw.get("GSI1PK") != partition:
+            raise ValueError("not a key of this listing")
+        if not all(isinstance(v, str) and v for v in raw.values()):
             raise ValueError("not a key")
         return {k: serialize(v) for k, v in raw.items()}
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise invalid("invalid cursor: pass back the next_cursor of the previous page", {"cursor": cursor}) from exc
+
+
+USER_CONTEXT_KEY = "agentflow_user_id"
+
+
+def _proxy_error(error: ApiError) -> dict[str, Any]:
+    return {
+        "statusCode": error.status,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(error.body()),
+        "isBase64Encoded": False,
+    }
+
+
+def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The API's entry point. Size and API key are checked first, as API Gateway's own authorizer would, so an
+    oversized or unauthenticated request answers 413/401 before Powertools validates its body or query; the
+    caller's user id then travels in the request context like an authorizer's."""
+    engine: Engine = app._agentflow_engine  # type: ignore[attr-defined]
+    path = str(event.get("resource") or event.get("path") or "")
+    if path not in PUBLIC_PATHS:
+        body = event.get("body") or ""
+        try:
+            size = len(base64.b64decode(body)) if event.get("isBase64Encoded") else len(body.encode())
+        except (ValueError, binascii.Error):
+            size = len(body)
+        if size > MAX_BODY_BYTES:
+            return _proxy_error(too_large(MAX_BODY_BYTES, size))
+        headers = event.get("headers") or {}
+        key = next((str(v) for k, v in headers.items() if k.lower() == "x-api-key"), None)
+        user_id = user_for_key(engine.store, key)
+        if user_id is None:
+            return _proxy_error(unauthorized("missing or unknown API key: send it in the X-API-Key header"))
+        context_part = {**(event.get("requestContext") or {})}
+        context_part["authorizer"] = {**(context_part.get("authorizer") or {}), USER_CONTEXT_KEY: user_id}
+        event = {**event, "requestContext": context_part}
+    return app.resolve(prepare_event(event), context)
 
 
 def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -131,29 +172,12 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
         return schedulers[0]
 
     def user() -> str:
-        return str(app.context["user_id"])
+        # set by `handle` from the API key, before Powertools validates anything (see `handle`)
+        return str(app.current_event.raw_event["requestContext"]["authorizer"][USER_CONTEXT_KEY])
 
     # -- cross-cutting: auth, body limit, error shapes
 
-    def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
-        event = app.current_event
-        if event.resource in PUBLIC_PATHS or event.path in PUBLIC_PATHS:
-            return next_middleware(app)
-        body = event.body or ""
-        size = len(base64.b64decode(body)) if event.is_base64_encoded else len(body.encode())
-        if size > MAX_BODY_BYTES:
-            error = too_large(MAX_BODY_BYTES, size)
-            return _json(error.status, error.body())
-        key = event.headers.get("X-API-Key") or event.headers.get("x-api-key")
-        user_id = user_for_key(store, key)
-        if user_id is None:
-            error = unauthorized("missing or unknown API key: send it in the X-API-Key header")
-            return _json(error.status, error.body())
-        app.append_context(user_id=user_id)
-        return next_middleware(app)
-
-    app.use(middlewares=[authenticate])
-    app._agentflow_engine = engine  # type: ignore[attr-defined]  # lets contract tests reach the handler's engine
+    app._agentflow_engine = engine  # type: ignore[attr-defined]  # `handle` and contract tests reach it here
 
     @app.exception_handler(ApiError)
     def _api_error(error: ApiError) -> Response[Any]:
@@ -274,7 +298,9 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
         return graph_out(graph_head(graph_id))
 
     @app.delete(
-        "/graphs/<graph_id>", summary="Delete a graph and its versions (its executions stay)", responses=ok(m.Deleted)
+        "/graphs/<graph_id>",
+        summary="Delete a graph (its executions stay readable; runs in flight finish)",
+        responses=ok(m.Deleted),
     )
     def delete_graph(graph_id: str) -> m.Deleted:
         _check_id("graph", graph_id)
@@ -326,12 +352,13 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
         key = idempotency_key or app.current_event.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
             raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-        started = engine.start_execution(user(), graph_id, version, body.inputs, idempotency_key=key)
+        scoped = f"graph:{graph_id}:{key}" if key is not None else None  # the same key on two graphs: two runs
+        started = engine.start_execution(user(), graph_id, version, body.inputs, idempotency_key=scoped)
         execution = store.get_execution(started.execution_id) or {}
         return _ok(
             m.ExecutionStarted(
                 execution_id=started.execution_id,
-                graph_id=graph_id,
+                graph_id=str(execution.get("graph_id", graph_id)),
                 graph_version=int(execution.get("graph_version", version)),
                 status=str(execution.get("status", "QUEUED")),
                 created=started.created,
@@ -363,7 +390,8 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
     ) -> m.ExecutionList:
         graph_head(graph_id)
         try:
-            items, last = store.list_executions(user(), graph_id, limit, _decode_cursor(cursor))
+            start = _decode_cursor(cursor, keys.executions_by_graph(user(), graph_id))
+            items, last = store.list_executions(user(), graph_id, limit, start)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ValidationException":
                 raise invalid("invalid cursor: pass back the next_cursor of the previous page") from exc

@@ -732,6 +732,7 @@ class _GatewayHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = False  # stop() joins the request threads itself, with a deadline
+    request_queue_size = socket.SOMAXCONN  # socketserver's default backlog of 5 drops bursts of new clients
 
     def __init__(self, address: tuple[str, int], gateway: LocalApiGateway) -> None:
         self.gateway = gateway

@@ -682,6 +682,7 @@ class LocalEventBus:
 
 
 class _BusHTTPServer(ThreadingHTTPServer):
+    request_queue_size = socket.SOMAXCONN  # a burst of publishers must not be refused
     daemon_threads = False  # server_close() joins the request threads, so stop() leaves none behind
     block_on_close = True
 
