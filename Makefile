@@ -80,7 +80,7 @@ test: setup lint validate build
 	$(VENV)/bin/pytest tests -q
 
 bench: setup
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/python -m bench $(ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
