@@ -757,21 +757,9 @@ class Store:
     def list_active_executions(self) -> list[Item]:
         """Executions that are not finished or stopped: the sparse GSI2 names them (keys only, eventually
         consistent), then each META item is read consistently."""
-        found: list[Item] = []
-        for shard in range(keys.ACTIVE_SHARDS):
-            expr = _Expr()
-            params: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": "GSI2",
-                "KeyConditionExpression": f"{expr.n('GSI2PK')} = {expr.v(f'ACTIVE#{shard}')}",
-                **expr.params(),
-            }
-            while True:
-                response = self._call("query", **params)
-                found.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
-                if "LastEvaluatedKey" not in response:
-                    break
-                params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = [
+            k for shard in range(keys.ACTIVE_SHARDS) for k in self._index_query("GSI2", f"ACTIVE#{shard}", "GSI2PK")
+        ]
         items = (self._get(str(k["PK"]), str(k["SK"])) for k in found)
         return [i for i in items if i is not None and "GSI2PK" in i]
 
@@ -927,20 +915,7 @@ class Store:
         return self._get(keys.webhook_pk(webhook_id), keys.WEBHOOK)
 
     def list_webhooks(self, user_id: str, graph_id: str) -> list[Item]:
-        expr = _Expr()
-        params: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": "GSI1",
-            "KeyConditionExpression": f"{expr.n('GSI1PK')} = {expr.v(keys.webhooks_by_graph(user_id, graph_id))}",
-            **expr.params(),
-        }
-        items: list[Item] = []
-        while True:
-            response = self._call("query", **params)
-            items.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
-            if "LastEvaluatedKey" not in response:
-                return items
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._index_query("GSI1", keys.webhooks_by_graph(user_id, graph_id), "GSI1PK")
 
     def _owned_webhook_update(
         self, user_id: str, graph_id: str, webhook_id: str, delete: bool, secret: str = ""

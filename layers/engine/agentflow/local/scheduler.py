@@ -39,17 +39,49 @@ class _Job:
     handler: Handler
 
 
-class RateScheduler:
-    """One thread that invokes each enabled rate schedule every period. `speedup` shortens periods (tests)."""
+class _Loop:
+    """A daemon thread that calls `_step` every `_interval()` seconds until stopped."""
+
+    name = "local-scheduler"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def _interval(self) -> float:
+        raise NotImplementedError
+
+    def _step(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval()):
+            try:
+                self._step()
+            except Exception:  # DynamoDB Local restarting, a bad schedule...: try again next time
+                logger.exception("%s failed; trying again", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+
+class RateScheduler(_Loop):
+    """Invokes each enabled rate schedule every period. `speedup` shortens periods (tests)."""
+
+    name = "local-rate-scheduler"
 
     def __init__(self, template: AppTemplate, speedup: float = 1.0) -> None:
+        super().__init__()
         self.jobs: list[_Job] = []
         for spec, schedule in template.schedules():
             every = rate_seconds(schedule.expression)
             if schedule.enabled and every is not None:
                 self.jobs.append(_Job(spec, schedule, every / speedup, load_handler(spec)))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-rate-scheduler", daemon=True)
+        self._tick = min((job.every for job in self.jobs), default=60.0) / 4
+        self._elapsed = 0.0
+        self._due = {id(job): job.every for job in self.jobs}
         self.fired = 0
 
     def start(self) -> RateScheduler:
@@ -57,21 +89,15 @@ class RateScheduler:
             self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+    def _interval(self) -> float:
+        return self._tick
 
-    def _run(self) -> None:
-        due = {id(job): job.every for job in self.jobs}
-        elapsed = 0.0
-        tick = min(job.every for job in self.jobs) / 4
-        while not self._stop.wait(tick):
-            elapsed += tick
-            for job in self.jobs:
-                if elapsed >= due[id(job)]:
-                    due[id(job)] = elapsed + job.every
-                    self._fire(job)
+    def _step(self) -> None:
+        self._elapsed += self._tick
+        for job in self.jobs:
+            if self._elapsed >= self._due[id(job)]:
+                self._due[id(job)] = self._elapsed + job.every
+                self._fire(job)
 
     def _fire(self, job: _Job) -> None:
         event: dict[str, Any] = json.loads(job.schedule.input) if job.schedule.input else {}
@@ -82,7 +108,7 @@ class RateScheduler:
             logger.exception("scheduled %s.%s failed", job.spec.logical_id, job.schedule.name)
 
 
-class CronScheduler:
+class CronScheduler(_Loop):
     """Fires users' stored schedules on the local stack, on time in their timezones, through the same
     ScheduledRunFunction handler EventBridge Scheduler invokes when deployed. `tick(now)` lets tests drive time."""
 
@@ -94,6 +120,7 @@ class CronScheduler:
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 1.0,
     ) -> None:
+        super().__init__()
         self.spec = template.functions[function]
         self.handler = load_handler(self.spec)
         self.store = store
@@ -101,25 +128,19 @@ class CronScheduler:
         self.poll_seconds = poll_seconds
         self.started_at = datetime.fromtimestamp(clock(), UTC)
         self._checked: dict[str, datetime] = {}  # schedule id -> fire times up to here are done
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-cron-scheduler", daemon=True)
         self.fired: list[dict[str, Any]] = []
+
+    name = "local-cron-scheduler"
 
     def start(self) -> CronScheduler:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+    def _interval(self) -> float:
+        return self.poll_seconds
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.tick()
-            except Exception:  # DynamoDB Local restarting, a bad schedule...: try again next poll
-                logger.exception("local cron scheduler tick failed")
+    def _step(self) -> None:
+        self.tick()
 
     def tick(self, now: float | None = None) -> list[dict[str, Any]]:
         """Fire every enabled schedule whose fire times fell between its last check and `now`."""

@@ -139,7 +139,7 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
             gateway.stop()
         stack.stop()
         if out is not None:
-            print("agentflow: stopped (data kept in .local/dynamodb)", file=out)
+            print(f"agentflow: stopped (data kept in {config.data_dir})", file=out)
 
 
 def _print_banner(
