@@ -110,6 +110,8 @@ class LocalStack:
             for spec in self.template.functions.values():
                 os.environ.update(resolve_environment(spec.environment, refs))
             os.environ["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
+            # EMF metrics are CloudWatch's; locally they would only print JSON into the user's terminal
+            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
             if config.log_level:
                 os.environ["LOG_LEVEL"] = config.log_level
                 os.environ["POWERTOOLS_LOG_LEVEL"] = config.log_level
