@@ -60,6 +60,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# each handler on its own: they are all modules named `app`
+	@for f in functions/*/app.py; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 validate: $(TOOLS)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)

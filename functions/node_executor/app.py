@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,15 +19,17 @@ from agentflow.events import NodeExecutionQueuedDetail
 from agentflow.wiring import engine_from_env
 
 logger = Logger()
+metrics = Metrics(namespace="agentflow")
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 ENGINE = engine_from_env()
 LEASE_MARGIN_MS = 5_000  # finish the bookkeeping before Lambda's own timeout
 
 
-class NodeExecutionQueuedEvent(EventBridgeModel):  # type: ignore[misc]
+class NodeExecutionQueuedEvent(EventBridgeModel):
     detail: NodeExecutionQueuedDetail
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="detail.execution_id")
 @event_parser(model=NodeExecutionQueuedEvent)
 def lambda_handler(event: NodeExecutionQueuedEvent, context: LambdaContext) -> dict[str, Any]:
@@ -34,4 +37,6 @@ def lambda_handler(event: NodeExecutionQueuedEvent, context: LambdaContext) -> d
     lease_seconds = max(context.get_remaining_time_in_millis() - LEASE_MARGIN_MS, 1_000) / 1000
     outcome = ENGINE.run_node(detail.execution_id, detail.node_id, detail.seq, lease_seconds=lease_seconds)
     logger.info("node execution handled", extra={"node_id": detail.node_id, "seq": detail.seq, "outcome": outcome})
+    metrics.add_dimension(name="outcome", value=outcome.value)  # completed, failed, duplicate, lost_lease, ...
+    metrics.add_metric(name="NodeExecutions", unit=MetricUnit.Count, value=1)
     return {"execution_id": detail.execution_id, "node_id": detail.node_id, "seq": detail.seq, "outcome": outcome}
