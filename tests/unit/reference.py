@@ -110,7 +110,9 @@ def run_reference(
     state = {n: _NodeState() for n in nodes}
     ready: deque[tuple[str, int]] = deque()
     outputs: dict[str, list[Any]] = {
-        str(n["input_default"].get("name")): [] for n in nodes.values() if blocks[n["id"]].block_type is BlockType.OUTPUT
+        str(n["input_default"].get("name")): []
+        for n in nodes.values()
+        if blocks[n["id"]].block_type is BlockType.OUTPUT
     }
     failed = False
     queued = 0
