@@ -260,11 +260,9 @@ MOTIFS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize("seed", [None, 7])
-@pytest.mark.parametrize("motif", sorted(MOTIFS))
-def test_motifs_match_the_reference(
-    engine: Engine, publisher: RecordingPublisher, motif: str, seed: int | None
-) -> None:
+@pytest.mark.parametrize(("motif", "seed"), [(motif, seed) for seed, motif in enumerate(sorted(MOTIFS))])
+def test_motifs_match_the_reference(engine: Engine, publisher: RecordingPublisher, motif: str, seed: int) -> None:
+    """Shuffled deliveries, each one twice."""
     graph, inputs = MOTIFS[motif]
     reference = run_reference(graph, inputs)
     assert any(len(slots) > 1 for slots in reference.nodes.values())  # every motif fans out
@@ -321,7 +319,9 @@ KINDS = [
     "output",
 ]
 OUTPUT_NAMES = ["o0", "o1", "o2"]
-MAX_EXECUTIONS = 30  # per run; larger random graphs are rare and only slow the test down
+# Node executions per run: each costs the engine ~10 moto requests (~70 ms), so larger runs (nested fan-outs)
+# are rejected to keep the property under a minute.
+MAX_EXECUTIONS = 20
 BLOCK_NAMES = {
     "input": "AgentInputBlock",
     "calc": "CalculatorBlock",
@@ -541,9 +541,9 @@ def fresh_engine(client: Any) -> Iterator[tuple[Engine, RecordingPublisher]]:
     table = f"agentflow-ref-{next(_TABLES)}"
     ensure_table(client, table, table_properties())
     publisher = RecordingPublisher()
-    settings = Settings(table_name=table, event_bus_name="bus", default_lease_seconds=60)
+    config = Settings(table_name=table, event_bus_name="bus", default_lease_seconds=60)
     try:
-        yield Engine(Store(client, table, clock=FakeClock()), publisher, settings), publisher
+        yield Engine(Store(client, table, clock=FakeClock()), publisher, config), publisher
     finally:
         client.delete_table(TableName=table)
 
@@ -561,7 +561,6 @@ def test_random_graphs_match_the_reference(
     graph, inputs = generated.graph, generated.inputs
     validate_graph(json.loads(json.dumps(graph)))  # every generated graph is valid
     reference = run_reference(graph, inputs)
-    # Each node execution costs the engine ~10 moto requests (~70 ms): keep the test's runtime in check.
     assume(sum(reference.executions(node_id) for node_id in reference.nodes) <= MAX_EXECUTIONS)
     # The generator only builds order-independent graphs: a different scheduling order gives the same run.
     other = run_reference(graph, inputs, order="lifo")
