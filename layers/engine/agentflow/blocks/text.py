@@ -18,7 +18,6 @@ from agentflow.blocks.sdk import (
     BlockSchemaOutput,
     BlockTestCase,
 )
-from agentflow.blocks.text_format import TemplateRenderError, render_template
 
 __all__ = ["CombineTextsBlock", "FillTextTemplateBlock", "MatchTextPatternBlock", "TextSplitBlock"]
 
@@ -90,6 +89,8 @@ class FillTextTemplateBlock(Block):
         output: str = Field(description="The rendered text.")
 
     def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
+        from agentflow.blocks.text_format import TemplateRenderError, render_template  # lazy: see AgentOutputBlock
+
         try:
             text = render_template(input_data.format, input_data.values, escape_html=input_data.escape_html)
         except TemplateRenderError as exc:
