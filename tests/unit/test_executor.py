@@ -218,3 +218,50 @@ def test_stats_count_requests_and_events(engine: Engine, publisher: RecordingPub
     assert stats["node_executions"] == 4
     assert stats["events_published"] == 4 + 3  # node events + QUEUED, RUNNING, COMPLETED status changes
     assert stats["dynamodb_requests"] >= 4 * 5
+
+
+def test_resume_between_reading_a_stopped_run_and_terminating_its_node(
+    engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker reads the run as TERMINATED; before it marks its node TERMINATED, a resume lists the node as
+    QUEUED and re-publishes it. The run must still finish (it used to stay RUNNING forever)."""
+    from agentflow.store import Store
+
+    valid = validate_graph(graphs.linear())
+    graph_id, version = engine.register_graph("u1", valid)
+    execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
+    engine.stop(execution_id)
+    publisher.take()
+    original = Store.transition_node
+    sneaked = {"done": False}
+
+    def resume_sneaks_in(self: Store, *args: Any, **kwargs: Any) -> Any:
+        if not sneaked["done"] and args[3] is NodeStatus.TERMINATED:
+            sneaked["done"] = True
+            assert engine.resume(execution_id).won
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "transition_node", resume_sneaks_in)
+    engine.run_node(execution_id, "in", 0)
+    assert sneaked["done"]
+    drain(engine, publisher)
+    report = execution_report(engine.store, execution_id)
+    assert report is not None and report["status"] == "COMPLETED", report["status"]
+    assert report["outputs"] == {"result": [70.0]}
+
+
+def test_sweeper_requeues_terminated_nodes_of_a_running_run(
+    engine: Engine, publisher: RecordingPublisher, clock: FakeClock
+) -> None:
+    """Whatever race leaves a TERMINATED node in a RUNNING run, the sweeper moves it on."""
+    valid = validate_graph(graphs.linear())
+    graph_id, version = engine.register_graph("u1", valid)
+    execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
+    engine.run_node(execution_id, "in", 0)
+    publisher.take()  # `add` is QUEUED; its event is dropped and the node ends up TERMINATED by a stale stop
+    assert engine.store.transition_node(execution_id, "add", 0, NodeStatus.TERMINATED).won
+    swept = engine.sweep(stale_after_seconds=60, now=clock.now + 3600)
+    assert swept.republished == 1
+    drain(engine, publisher)
+    report = execution_report(engine.store, execution_id)
+    assert report is not None and report["status"] == "COMPLETED" and report["outputs"] == {"result": [70.0]}

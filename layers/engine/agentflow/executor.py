@@ -202,7 +202,8 @@ class Engine:
             return NodeRunOutcome.MISSING
         status = E(execution["status"])
         if status in (E.TERMINATED, E.COMPLETED, E.FAILED):
-            store.transition_node(execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
+            if store.transition_node(execution_id, node_id, seq, N.TERMINATED, [N.QUEUED]).won:
+                self._requeue_if_resumed(store, execution_id, node_id, seq)
             return NodeRunOutcome.TERMINATED
         if status in (E.INCOMPLETE, E.QUEUED):
             moved = store.transition_execution(execution_id, E.RUNNING, [E.INCOMPLETE, E.QUEUED])
@@ -287,13 +288,18 @@ class Engine:
         execution_id = execution["execution_id"]
         if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED):
             return NodeRunOutcome.LOST_LEASE
-        # A resume may have listed the nodes before this one became TERMINATED: re-queue it ourselves then.
+        self._requeue_if_resumed(store, execution_id, node_id, seq)
+        return NodeRunOutcome.TERMINATED
+
+    def _requeue_if_resumed(self, store: Store, execution_id: str, node_id: str, seq: int) -> None:
+        """A resume may have listed the nodes before this one became TERMINATED (it then saw it QUEUED or
+        RUNNING and left it): if the run is RUNNING again, re-queue the node ourselves. Only one of us and the
+        resume wins the TERMINATED -> QUEUED write."""
         now = store.get_execution(execution_id)
         if now is not None and now["status"] == E.RUNNING.value:
             requeued = store.transition_node(execution_id, node_id, seq, N.QUEUED, [N.TERMINATED])
             if requeued.won:
                 self._publish(store, [OutboundEvent.node_queued(execution_id, node_id, seq)])
-        return NodeRunOutcome.TERMINATED
 
     # -- propagation
 
@@ -475,6 +481,16 @@ class Engine:
                 return
             nodes = store.list_nodes(execution_id)
             lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
+            if status == E.RUNNING.value:
+                # a TERMINATED node in a RUNNING run was left behind by a stop/resume race: queue it again
+                for node in nodes:
+                    stale = _age_seconds(node.get("updated_at"), now) > stale_after
+                    if node["status"] == N.TERMINATED.value and stale:
+                        moved = store.transition_node(
+                            execution_id, node["node_id"], int(node["seq"]), N.QUEUED, [N.TERMINATED]
+                        )
+                        if moved.won:
+                            lost.append(node)
             events = [OutboundEvent.node_queued(execution_id, n["node_id"], int(n["seq"])) for n in lost]
             self._publish(store, events)
             report.republished += len(events)
