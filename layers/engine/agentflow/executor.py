@@ -409,14 +409,16 @@ class Engine:
 
     # -- finalize, stop, resume
 
-    def _maybe_finalize(self, store: Store, execution_id: str) -> None:
+    def _maybe_finalize(self, store: Store, execution_id: str) -> bool:
+        """Finalize a RUNNING run whose pending count is 0; True when this call did it."""
         execution = store.get_execution(execution_id)
         if execution is None or execution["status"] != E.RUNNING.value or int(execution["pending"]) != 0:
-            return
+            return False
         target = E.FAILED if int(execution.get("failed_nodes", 0)) > 0 else E.COMPLETED
         done = store.transition_execution(execution_id, target, [E.RUNNING], require_pending_zero=True)
         if done.won:
             self._publish(store, [self._status_event(done)])
+        return done.won
 
     def stop(self, execution_id: str) -> Transition:
         """Stop a run: nodes claimed from now on become TERMINATED and nothing new is queued."""
@@ -511,12 +513,8 @@ class Engine:
                 if store.repair_pending(execution_id, pending, counted):
                     report.repaired += 1
                     pending = counted
-            if status == E.RUNNING.value and pending == 0:
-                before = store.get_execution(execution_id)
-                self._maybe_finalize(store, execution_id)
-                after = store.get_execution(execution_id)
-                if before and after and before["status"] != after["status"]:
-                    report.finalized += 1
+            if status == E.RUNNING.value and pending == 0 and self._maybe_finalize(store, execution_id):
+                report.finalized += 1
         finally:
             store.flush_meter(execution_id)
 

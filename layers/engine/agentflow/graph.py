@@ -208,8 +208,6 @@ def parse_graph(data: Any) -> Graph:
                 item = items[loc[1]] if loc[1] < len(items) else None
                 if isinstance(item, Mapping) and loc[0] == "nodes":
                     node_id = str(item.get("id")) if item.get("id") is not None else f"#{loc[1]}"
-                elif loc[0] == "links":
-                    node_id = None
             where = ".".join(str(p) for p in loc)
             problems.append(Problem(f"{where}: {err['msg']}", node_id=node_id))
         raise GraphValidationError(problems) from exc

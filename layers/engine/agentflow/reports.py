@@ -51,23 +51,30 @@ def node_report(item: Item) -> dict[str, Any]:
 
 def execution_report(store: Store, execution_id: str, output_names: list[str] | None = None) -> dict[str, Any] | None:
     """One consistent picture of a run; None when it does not exist. Reads are not counted in its stats."""
-    execution = store.get_execution(execution_id)
+    by_kind: dict[str, list[Item]] = {}
+    for item in store.list_execution_items(execution_id):  # one query instead of one request per item kind
+        by_kind.setdefault(str(item["SK"]).split("#", 1)[0], []).append(item)
+    execution = next(iter(by_kind.get(keys.META, [])), None)
     if execution is None:
         return None
     nodes = sorted(
-        store.list_nodes(execution_id),
+        by_kind.get(keys.node_prefix().rstrip("#"), []),
         key=lambda n: (n.get("queued_at") or n.get("created_at") or "", n["node_id"], int(n["seq"])),
     )
-    stats = store.get_stats(execution_id)
+    stats = next(iter(by_kind.get(keys.STATS, [])), {})
+    inputs = next(iter(by_kind.get(keys.INPUTS, [])), {}).get("inputs")
     outputs: dict[str, list[Any]] = {name: [] for name in output_names or []}
-    for recorded in store.list_outputs(execution_id):
+    recorded_outputs = sorted(
+        by_kind.get(keys.OUTPUT_PREFIX.rstrip("#"), []), key=lambda i: (i["recorded_at"], i["SK"])
+    )
+    for recorded in recorded_outputs:
         outputs.setdefault(recorded["name"], []).append(_loads(recorded["value"]))
     return {
         "execution_id": execution_id,
         "graph_id": execution.get("graph_id"),
         "graph_version": execution.get("graph_version"),
         "status": execution["status"],
-        "inputs": _loads(store.get_inputs(execution_id)),
+        "inputs": _loads(inputs),
         "outputs": outputs,
         "error": execution.get("error"),
         "created_at": execution.get("created_at"),

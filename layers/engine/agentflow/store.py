@@ -263,17 +263,19 @@ class Store:
         response = self._call("get_item", TableName=self.table, Key=self._key(pk, sk), ConsistentRead=True)
         return deserialize_item(response.get("Item"))
 
-    def _query(self, pk: str, sk_prefix: str, filter_status: str | None = None) -> list[Item]:
+    def _query(self, pk: str, sk_prefix: str | None, filter_status: str | None = None) -> list[Item]:
+        """Every item of a partition (whose sort key starts with `sk_prefix`, when given), read consistently."""
         expr = _Expr()
-        params: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": f"{expr.n('PK')} = {expr.v(pk)} AND begins_with({expr.n('SK')}, "
-            f"{expr.v(sk_prefix)})",
-            "ConsistentRead": True,
-        }
+        condition = f"{expr.n('PK')} = {expr.v(pk)}"
+        if sk_prefix:
+            condition += f" AND begins_with({expr.n('SK')}, {expr.v(sk_prefix)})"
+        params: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": condition, "ConsistentRead": True}
         if filter_status is not None:
             params["FilterExpression"] = f"{expr.n('status')} = {expr.v(filter_status)}"
         params.update(expr.params())
+        return self._paginate(params)
+
+    def _paginate(self, params: dict[str, Any]) -> list[Item]:
         items: list[Item] = []
         while True:
             response = self._call("query", **params)
@@ -745,14 +747,9 @@ class Store:
         )
         self.meter = Meter()
 
-    def get_inputs(self, execution_id: str) -> str | None:
-        item = self._get(keys.execution_pk(execution_id), keys.INPUTS)
-        return None if item is None else str(item["inputs"])
-
-    def list_outputs(self, execution_id: str) -> list[Item]:
-        """Recorded graph outputs in the order they were recorded."""
-        items = self._query(keys.execution_pk(execution_id), keys.OUTPUT_PREFIX)
-        return sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
+    def list_execution_items(self, execution_id: str) -> list[Item]:
+        """Every item of one execution (META, STATS, INPUTS, OUT#, NODE#, PINS#) in one paginated query."""
+        return self._query(keys.execution_pk(execution_id), None)
 
     def list_active_executions(self) -> list[Item]:
         """Executions that are not finished or stopped: the sparse GSI2 names them (keys only, eventually
@@ -774,9 +771,6 @@ class Store:
             **expr.params(),
         }
         return self._conditional_update(params).won
-
-    def get_stats(self, execution_id: str) -> Item:
-        return self._get(keys.execution_pk(execution_id), keys.STATS) or {}
 
     # -- graphs
 
@@ -979,13 +973,7 @@ class Store:
             "KeyConditionExpression": f"{expr.n(attribute)} = {expr.v(partition)}",
             **expr.params(),
         }
-        items: list[Item] = []
-        while True:
-            response = self._call("query", **params)
-            items.extend(i for i in (deserialize_item(raw) for raw in response.get("Items", [])) if i)
-            if "LastEvaluatedKey" not in response:
-                return items
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._paginate(params)
 
     def list_schedules(self, user_id: str) -> list[Item]:
         return self._index_query("GSI1", keys.schedules_by_user(user_id), "GSI1PK")
