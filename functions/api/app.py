@@ -10,11 +10,12 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentflow.api.routes import build_app, handle
-from agentflow.wiring import engine_from_env
+from agentflow.runtime import current_runtime
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
-app = build_app(engine_from_env())
+RUNTIME = current_runtime()
+app = build_app(RUNTIME.engine, RUNTIME.scheduler)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

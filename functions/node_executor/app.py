@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentflow.events import NodeExecutionQueuedDetail
-from agentflow.wiring import engine_from_env
+from agentflow.runtime import current_runtime
 
 logger = Logger()
-metrics = Metrics(namespace="agentflow")
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
-ENGINE = engine_from_env()
+RUNTIME = current_runtime()
+ENGINE = RUNTIME.engine
+metrics = RUNTIME.metrics("agentflow")
 LEASE_MARGIN_MS = 5_000  # finish the bookkeeping before Lambda's own timeout
 
 

@@ -11,13 +11,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from agentflow.triggers.schedules import run_scheduled, scheduler_from_env
-from agentflow.wiring import engine_from_env
+from agentflow.runtime import current_runtime
+from agentflow.triggers.schedules import run_scheduled
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
-ENGINE = engine_from_env()
-SCHEDULER = scheduler_from_env()
+RUNTIME = current_runtime()
+ENGINE = RUNTIME.engine
+SCHEDULER = RUNTIME.scheduler()
 
 
 class ScheduledRun(BaseModel):

@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentflow.wiring import engine_from_env
+from agentflow.runtime import current_runtime
 
 logger = Logger()
-metrics = Metrics(namespace="agentflow")
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
-ENGINE = engine_from_env()
+RUNTIME = current_runtime()
+ENGINE = RUNTIME.engine
+metrics = RUNTIME.metrics("agentflow")
 
 
 @metrics.log_metrics

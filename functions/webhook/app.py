@@ -12,12 +12,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentflow.runtime import current_runtime
 from agentflow.triggers.webhooks import handle_delivery
-from agentflow.wiring import engine_from_env
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
-ENGINE = engine_from_env()
+RUNTIME = current_runtime()
+ENGINE = RUNTIME.engine
 app = APIGatewayRestResolver()
 
 

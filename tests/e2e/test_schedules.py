@@ -1,5 +1,8 @@
 """Schedules on the local stack: created through the API, fired by the local cron scheduler on a clock the test
-controls, through the same ScheduledRunFunction handler EventBridge Scheduler invokes in AWS."""
+controls, through the same ScheduledRunFunction handler EventBridge Scheduler invokes in AWS.
+
+The stack's one clock stamps every schedule and run and drives the scheduler, so each test runs at dates years in
+the past, today and years in the future: none depends on the machine's date."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +25,34 @@ from agentflow.local.stack import LocalStack, LocalStackConfig
 from tests import graphs
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC).timestamp()
+# 08:59:30 UTC on days far apart; the machine's own date is never read
+EPOCHS = [datetime(2003, 2, 11, 8, 59, 30, tzinfo=UTC), datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)]
+EPOCHS.append(datetime(2071, 6, 30, 8, 59, 30, tzinfo=UTC))
 
 
-@pytest.fixture
-def world(dynamodb_local: DynamoDBLocal) -> Iterator[dict[str, Any]]:
+def at(t0: datetime, seconds: float) -> str:
+    return (t0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(params=EPOCHS, ids=lambda d: str(d.year))
+def world(request: pytest.FixtureRequest, dynamodb_local: DynamoDBLocal) -> Iterator[dict[str, Any]]:
+    t0: datetime = request.param
     saved = dict(os.environ)
+    clock = {"now": t0.timestamp()}
     config = LocalStackConfig(
         root=ROOT,
         dynamodb_endpoint=dynamodb_local.endpoint,
         table_name=f"t-{uuid.uuid4().hex[:10]}",
         log_level="WARNING",
+        clock=lambda: clock["now"],
     )
     try:
         with LocalStack(config) as stack:
-            gateway = LocalApiGateway(stack.template, port=0).start()
-            clock = {"now": T0}
-            cron = CronScheduler(stack.template, stack.engine.store, clock=lambda: clock["now"])
+            gateway = LocalApiGateway(stack.template, port=0, runtime=stack.runtime).start()
+            cron = CronScheduler(stack.template, stack.runtime)
             keys = {user: create_api_key(stack.engine.store, user) for user in ("alice", "bob")}
             try:
-                yield {"stack": stack, "gateway": gateway, "cron": cron, "clock": clock, "keys": keys}
+                yield {"stack": stack, "gateway": gateway, "cron": cron, "clock": clock, "keys": keys, "t0": t0}
             finally:
                 gateway.stop()
     finally:
@@ -83,11 +94,14 @@ def test_schedule_fires_on_time_once_per_time(world: dict[str, Any]) -> None:
     assert status == 201, created
     assert created["aws_expression"].startswith("cron(") and created["enabled"]
     assert len(created["next_runs"]) == 5
-    world["clock"]["now"] = T0 + 5  # nothing due yet (09:00:00 is 25 s away)
+    t0 = world["t0"]
+    assert created["next_runs"][0] == (t0 + timedelta(seconds=30)).isoformat()
+    assert datetime.fromisoformat(created["created_at"].replace("Z", "+00:00")) == t0  # the stack's clock stamped it
+    world["clock"]["now"] = t0.timestamp() + 5  # nothing due yet (09:00:00 is 25 s away)
     assert world["cron"].tick() == []
-    world["clock"]["now"] = T0 + 95  # 09:00 and 09:01 have passed
+    world["clock"]["now"] = t0.timestamp() + 95  # 09:00 and 09:01 have passed
     fired = world["cron"].tick()
-    assert [f["scheduled_time"] for f in fired] == ["2026-11-24T09:00:00Z", "2026-11-24T09:01:00Z"]
+    assert [f["scheduled_time"] for f in fired] == [at(t0, 30), at(t0, 90)]
     assert all(f["started"] and f["created"] for f in fired)
     assert world["cron"].tick() == []  # already fired up to now
     for result in fired:
@@ -97,7 +111,7 @@ def test_schedule_fires_on_time_once_per_time(world: dict[str, Any]) -> None:
     from agentflow.local.lambda_runtime import FakeLambdaContext
 
     again = handler(
-        {"schedule_id": created["schedule_id"], "scheduled_time": "2026-11-24T09:00:00Z"},
+        {"schedule_id": created["schedule_id"], "scheduled_time": at(t0, 30)},
         FakeLambdaContext.for_function(spec),
     )
     assert again["execution_id"] == fired[0]["execution_id"] and not again["created"]
@@ -115,9 +129,11 @@ def test_schedules_fire_in_their_timezone(world: dict[str, Any]) -> None:
     )
     assert status == 201, created
     assert created["next_runs"][0].endswith("09:30:00+05:30")
-    world["clock"]["now"] = T0 + 86_400  # a day later: one firing, 09:30 IST = 04:00 UTC
+    t0 = world["t0"]
+    world["clock"]["now"] = t0.timestamp() + 86_400  # a day later: one firing, 09:30 IST = 04:00 UTC
     fired = world["cron"].tick()
-    assert [f["scheduled_time"] for f in fired] == ["2026-11-25T04:00:00Z"]
+    next_day = (t0 + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert [f["scheduled_time"] for f in fired] == [f"{next_day}T04:00:00Z"]
 
 
 def test_list_and_delete_are_per_user(world: dict[str, Any]) -> None:
@@ -173,12 +189,13 @@ def test_schedule_of_a_deleted_graph_disables_itself(world: dict[str, Any]) -> N
     )
     assert status == 201
     assert call(world, "DELETE", f"/graphs/{graph_id}")[0] == 200
-    world["clock"]["now"] = T0 + 40
+    t0 = world["t0"].timestamp()
+    world["clock"]["now"] = t0 + 40
     [result] = world["cron"].tick()
     assert not result["started"] and "deleted" in result["reason"]
     schedule = call(world, "GET", "/schedules")[1]["schedules"][0]
     assert not schedule["enabled"] and "deleted" in schedule["disabled_reason"] and schedule["next_runs"] == []
-    world["clock"]["now"] = T0 + 200
+    world["clock"]["now"] = t0 + 200
     assert world["cron"].tick() == []  # disabled schedules no longer fire
 
 

@@ -1,9 +1,30 @@
-"""Settings read from the environment, the same names in Lambda (template.yaml) and on the local stack."""
+"""Settings: every environment variable the engine and its functions read, in one place (README, Configuration).
+The same names in Lambda (set by template.yaml) and on the local stack (which builds Settings itself)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+class ConfigurationError(RuntimeError):
+    """An environment variable is missing or malformed: the message names it."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -13,15 +34,31 @@ class Settings:
     max_attempts: int = 3  # claims of one node execution before it fails (crashed or timed-out workers)
     default_lease_seconds: float = 300.0  # the node executor's timeout in template.yaml
     max_value_bytes: int = 300_000  # a node's inputs or outputs must fit one DynamoDB item (400 KB)
+    retention_days: float = DEFAULT_RETENTION_DAYS  # finished runs expire (DynamoDB TTL) this long after they end
+    scheduler_mode: str = "eventbridge"  # "local": the local stack fires stored schedules itself
+    schedule_group_name: str = ""
+    scheduled_run_function_arn: str = ""
+    scheduler_role_arn: str = ""
+
+    @property
+    def retention_seconds(self) -> float:
+        """0 keeps runs forever."""
+        return self.retention_days * 86_400
 
     @staticmethod
-    def from_env() -> Settings:
+    def from_env(env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
         try:
-            table, bus = os.environ["TABLE_NAME"], os.environ["EVENT_BUS_NAME"]
+            table, bus = env["TABLE_NAME"], env["EVENT_BUS_NAME"]
         except KeyError as missing:
-            raise RuntimeError(f"environment variable {missing} is not set (see template.yaml)") from None
+            raise ConfigurationError(f"environment variable {missing} is not set (see template.yaml)") from None
         return Settings(
             table_name=table,
             event_bus_name=bus,
-            max_attempts=int(os.environ.get("AGENTFLOW_MAX_ATTEMPTS", "3")),
+            max_attempts=int(_number(env, "AGENTFLOW_MAX_ATTEMPTS", 3, 1)),
+            retention_days=_number(env, "AGENTFLOW_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 0),
+            scheduler_mode=env.get("AGENTFLOW_SCHEDULER") or "eventbridge",
+            schedule_group_name=env.get("SCHEDULE_GROUP_NAME", ""),
+            scheduled_run_function_arn=env.get("SCHEDULED_RUN_FUNCTION_ARN", ""),
+            scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
         )

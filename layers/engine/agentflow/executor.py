@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from agentflow import keys
 from agentflow.blocks.execution import execute_block
 from agentflow.blocks.sdk import BlockContext, BlockType
+from agentflow.clock import epoch_of
 from agentflow.config import Settings
 from agentflow.events import EventPublisher, OutboundEvent
 from agentflow.graph import GraphValidationError, Link, Problem, ValidGraph, validate_graph, validate_inputs
@@ -59,12 +58,13 @@ class SweepReport:
     started: int = 0  # starts that died between writing the execution and publishing its nodes
     finalized: int = 0  # runs whose pending count reached 0 without anyone finalizing them
     repaired: int = 0  # pending counts that disagreed with the node items
+    retired: int = 0  # finished runs whose items were given their expiry (retention) by the sweep
 
 
 def _age_seconds(timestamp: str | None, now: float) -> float:
     if not timestamp:
         return float("inf")
-    return now - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    return now - epoch_of(timestamp)
 
 
 @dataclass(frozen=True)
@@ -220,9 +220,10 @@ class Engine:
             graph = self.load_graph(execution["user_id"], execution["graph_id"], int(execution["graph_version"]), store)
         except GraphNotFound as exc:  # cannot happen through the API (versions outlive their graph); never hang
             logger.error("execution %s: %s", execution_id, exc)
-            failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=str(exc))
-            if failed.won:
-                self._publish(store, [self._status_event(failed)])
+            failed = store.transition_execution(
+                execution_id, E.FAILED, [E.RUNNING], error=str(exc), keep_listed=self._retains
+            )
+            self._ended(store, failed)
             return NodeRunOutcome.FAILED
         block = graph.block(node_id)
 
@@ -402,9 +403,9 @@ class Engine:
                 [E.RUNNING],
                 error=f"node execution limit reached: the run queued {limit} node executions "
                 f"(node_execution_limit={limit}); a loop that never ends?",
+                keep_listed=self._retains,
             )
-            if failed.won:
-                self._publish(store, [self._status_event(failed)])
+            self._ended(store, failed)
         return False
 
     # -- finalize, stop, resume
@@ -415,10 +416,50 @@ class Engine:
         if execution is None or execution["status"] != E.RUNNING.value or int(execution["pending"]) != 0:
             return False
         target = E.FAILED if int(execution.get("failed_nodes", 0)) > 0 else E.COMPLETED
-        done = store.transition_execution(execution_id, target, [E.RUNNING], require_pending_zero=True)
-        if done.won:
-            self._publish(store, [self._status_event(done)])
+        done = store.transition_execution(
+            execution_id, target, [E.RUNNING], require_pending_zero=True, keep_listed=self._retains
+        )
+        self._ended(store, done)
         return done.won
+
+    # -- retention
+
+    @property
+    def _retains(self) -> bool:
+        """Whether finished runs expire (AGENTFLOW_RETENTION_DAYS > 0): they then stay on the sweeper's index
+        until their items carry `expires_at`."""
+        return self.settings.retention_seconds > 0
+
+    def _ended(self, store: Store, ended: Transition) -> None:
+        """After a run reached COMPLETED or FAILED: the winner announces it and stamps its retention."""
+        if not ended.won or ended.item is None:
+            return
+        self._publish(store, [self._status_event(ended)])
+        if self._retains:
+            try:
+                self._retire(store, ended.item)
+            except Exception:  # the sweeper finishes it: the run stays on its index until retired
+                logger.exception(
+                    "retention of execution %s failed; the sweeper will retry", ended.item.get("execution_id")
+                )
+
+    def _retire(self, store: Store, execution: Item) -> None:
+        ended_at = execution.get("ended_at") or execution.get("updated_at")
+        ended = epoch_of(str(ended_at)) if ended_at else store.clock()
+        expires_at = int(ended + self.settings.retention_seconds)
+        store.retire(str(execution["execution_id"]), expires_at, execution.get("idempotency_pk"))
+
+    # -- recovery of a crashed local stack
+
+    def recover_abandoned(self) -> SweepReport:
+        """Move on at once every run that a dead process left: take over the leases it held, then sweep with
+        no stale threshold. Only for a store no other live process works on (the local stack that owns its
+        data folder), since it voids every lease."""
+        for execution in self.store.list_active_executions():
+            execution_id = str(execution["execution_id"])
+            for node in self.store.list_nodes(execution_id, status=N.RUNNING.value):
+                self.store.release_lease(execution_id, node["node_id"], int(node["seq"]), int(node["attempts"]))
+        return self.sweep(stale_after_seconds=0)
 
     def stop(self, execution_id: str) -> Transition:
         """Stop a run: nodes claimed from now on become TERMINATED and nothing new is queued."""
@@ -460,7 +501,7 @@ class Engine:
         attempt limit), runs drained to pending = 0 that nobody finalized, and pending counts that disagree
         with the node items. Safe to run any number of times, concurrently with the executors."""
         report = SweepReport()
-        now = time.time() if now is None else now
+        now = self.store.clock() if now is None else now
         for execution in self.store.list_active_executions():
             report.executions += 1
             try:
@@ -478,6 +519,13 @@ class Engine:
                 if _age_seconds(execution.get("created_at"), now) > stale_after:
                     self._publish_start(store, execution_id)
                     report.started += 1
+                return
+            if status in (E.COMPLETED.value, E.FAILED.value):  # ended, but its retention was not stamped
+                if self._retains:
+                    self._retire(store, execution)
+                    report.retired += 1
+                else:  # retention was switched off since it ended: keep it forever, off the index
+                    store.retire(execution_id, None, None)
                 return
             if status not in (E.QUEUED.value, E.RUNNING.value):
                 return

@@ -82,6 +82,8 @@ def idempotency_pk(user_id: str, key: str) -> str:
     return f"IDEMP#{user_id}#{digest}"
 
 
+IDEMPOTENCY = "IDEMPOTENCY"  # sort key of an idempotency key's item (which names its execution)
+
 ACTIVE_SHARDS = 8  # spreads unfinished executions over GSI2 partitions
 
 

@@ -4,11 +4,11 @@ The CLI prints it; the HTTP API returns it."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from agentflow import keys
 from agentflow.blocks.registry import get_block
+from agentflow.clock import epoch_of
 from agentflow.store import Item, Store
 
 
@@ -16,12 +16,11 @@ def _loads(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else text
 
 
-def _seconds_between(start: str | None, end: str | None) -> float | None:
+def _seconds_between(start: str | None, end: str | None, now: float) -> float | None:
+    """Seconds from `start` to `end`, or to `now` (the store's clock) while the run goes on."""
     if not start:
         return None
-    started = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    ended = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(started.tzinfo)
-    return round((ended - started).total_seconds(), 3)
+    return round((epoch_of(end) if end else now) - epoch_of(start), 3)
 
 
 def node_report(item: Item) -> dict[str, Any]:
@@ -83,7 +82,7 @@ def execution_report(store: Store, execution_id: str, output_names: list[str] | 
         "nodes": [node_report(n) for n in nodes],
         "stats": {
             "node_executions": int(execution.get("node_count", 0)),
-            "duration_s": _seconds_between(execution.get("created_at"), execution.get("ended_at")),
+            "duration_s": _seconds_between(execution.get("created_at"), execution.get("ended_at"), store.clock()),
             "dynamodb_requests": int(stats.get("dynamodb_requests", 0)),
             "dynamodb_write_units": float(stats.get("dynamodb_write_units", 0.0)),
             "dynamodb_read_units": float(stats.get("dynamodb_read_units", 0.0)),

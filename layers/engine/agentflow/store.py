@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from agentflow import keys
+from agentflow.clock import Clock, iso_at, system_clock
 from agentflow.statuses import (
     EXECUTION_TRANSITIONS,
     NODE_TRANSITIONS,
@@ -40,10 +41,6 @@ Item = dict[str, Any]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:
@@ -114,6 +111,8 @@ class Meter:
     def is_empty(self) -> bool:
         return self.requests == 0 and self.events_published == 0
 
+
+RETIRE_WORKERS = 8  # parallel writes that stamp a finished run's items with their expiry
 
 _READ_OPERATIONS = frozenset({"get_item", "query", "batch_get_item", "scan", "transact_get_items"})
 
@@ -224,7 +223,7 @@ class Store:
         client: DynamoDBClient,
         table_name: str,
         meter: Meter | None = None,
-        clock: Any = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self.client = client
         self.table = table_name
@@ -233,6 +232,9 @@ class Store:
 
     def with_meter(self, meter: Meter) -> Store:
         return Store(self.client, self.table, meter, self.clock)
+
+    def _now(self) -> str:
+        return iso_at(self.clock())
 
     # -- plumbing
 
@@ -332,7 +334,7 @@ class Store:
         """UpdateItem parameters for one status change, its condition built from the state-machine table."""
         expr = expr or _Expr()
         chosen = _sources(table, target, sources)
-        now = utc_now_iso()
+        now = self._now()
         all_sets = [f"{expr.n('status')} = {expr.v(target.value)}", f"{expr.n('updated_at')} = {expr.v(now)}"]
         if history:
             entry = expr.v([{"status": target.value, "at": now}])
@@ -357,22 +359,27 @@ class Store:
         *,
         error: str | None = None,
         require_pending_zero: bool = False,
+        keep_listed: bool = False,
     ) -> Transition:
-        """Move an execution to `target` from `sources` (default: every source the table allows)."""
+        """Move an execution to `target` from `sources` (default: every source the table allows). A run that
+        ends leaves the sweeper's index, unless `keep_listed` (its retention is stamped later: `retire`)."""
         expr = _Expr()
         sets = []
         if error is not None:
             sets.append(f"{expr.n('error')} = if_not_exists({expr.n('error')}, {expr.v(error)})")
         if target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
-            sets.append(f"{expr.n('ended_at')} = {expr.v(utc_now_iso())}")
+            sets.append(f"{expr.n('ended_at')} = {expr.v(self._now())}")
         if target is ExecutionStatus.RUNNING:
-            sets.append(f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(utc_now_iso())})")
+            sets.append(f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(self._now())})")
         removes = []
-        if target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.TERMINATED):
+        ending = target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
+        if keep_listed and ending:
+            pass  # stays on the sweeper's index until `retire` stamps its items
+        elif ending or target is ExecutionStatus.TERMINATED:
             removes = [expr.n("GSI2PK"), expr.n("GSI2SK")]  # off the sweeper's index while finished or stopped
         else:
             sets.append(f"{expr.n('GSI2PK')} = {expr.v(keys.active_shard(execution_id))}")
-            sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{utc_now_iso()}#{execution_id}')}")
+            sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{self._now()}#{execution_id}')}")
         condition = f"{expr.n('pending')} = {expr.v(0)}" if require_pending_zero else None
         params = self._status_update(
             keys.execution_pk(execution_id),
@@ -416,9 +423,9 @@ class Store:
         status_expr = expr.status_in(fresh)
         sets = [
             f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)}",
-            f"{expr.n('updated_at')} = {expr.v(utc_now_iso())}",
+            f"{expr.n('updated_at')} = {expr.v(self._now())}",
             f"{expr.n('lease_until')} = {expr.v(now_ms + int(lease_seconds * 1000))}",
-            f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(utc_now_iso())})",
+            f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(self._now())})",
         ]
         params = {
             "TableName": self.table,
@@ -428,6 +435,20 @@ class Store:
             **expr.params(),
         }
         return self._conditional_update(params)
+
+    def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool:
+        """Expire the lease of a RUNNING node at once (its worker is known to be dead), so the next claim may
+        take it over. Only the lease of that attempt: a worker that claimed it since keeps its own."""
+        expr = _Expr()
+        params = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
+            "UpdateExpression": f"SET {expr.n('lease_until')} = {expr.v(0)}",
+            "ConditionExpression": f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)} AND "
+            f"{expr.n('attempts')} = {expr.v(attempt)}",
+            **expr.params(),
+        }
+        return self._conditional_update(params).won
 
     def queue_slot(
         self,
@@ -450,7 +471,7 @@ class Store:
             expr=expr,
             sets=[
                 f"{expr.n('inputs')} = {expr.v(inputs_json)}",
-                f"{expr.n('queued_at')} = {expr.v(utc_now_iso())}",
+                f"{expr.n('queued_at')} = {expr.v(self._now())}",
             ],
             removes=removes,
         )
@@ -496,7 +517,7 @@ class Store:
             target,
             [NodeStatus.RUNNING],
             expr=expr,
-            sets=[f"{expr.n('ended_at')} = {expr.v(utc_now_iso())}"],
+            sets=[f"{expr.n('ended_at')} = {expr.v(self._now())}"],
             removes=[expr.n("lease_until")],
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
@@ -504,7 +525,7 @@ class Store:
             return self._conditional_update(node_update).won
         ex = _Expr()
         adds = [f"{ex.n('pending')} {ex.v(-1)}"]
-        sets = [f"{ex.n('updated_at')} = {ex.v(utc_now_iso())}"]
+        sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
             sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
@@ -517,7 +538,7 @@ class Store:
         actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
         if recorded_output is not None:
             name, value_json = recorded_output
-            output = {"name": name, "value": value_json, "recorded_at": utc_now_iso(), "node_id": node_id, "seq": seq}
+            output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
             actions.append(
                 {
                     "Put": {
@@ -544,7 +565,7 @@ class Store:
         already used, nothing is created and the existing execution's id is returned."""
         execution_id = execution["execution_id"]
         pk = keys.execution_pk(execution_id)
-        now = utc_now_iso()
+        now = self._now()
         # Inputs and starting nodes first (more than a transaction holds): orphans are harmless if we lose below.
         self._call(
             "put_item",
@@ -583,6 +604,8 @@ class Store:
             "GSI2PK": keys.active_shard(execution_id),
             "GSI2SK": f"{now}#{execution_id}",
         }
+        if idempotency_key is not None:  # so that retention expires the key with its run
+            meta["idempotency_pk"] = keys.idempotency_pk(execution["user_id"], idempotency_key)
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -598,7 +621,7 @@ class Store:
                     "Put": {
                         "TableName": self.table,
                         "Item": {
-                            **self._key(keys.idempotency_pk(execution["user_id"], idempotency_key), "IDEMPOTENCY"),
+                            **self._key(keys.idempotency_pk(execution["user_id"], idempotency_key), keys.IDEMPOTENCY),
                             "execution_id": serialize(execution_id),
                             "created_at": serialize(now),
                         },
@@ -629,7 +652,7 @@ class Store:
         return self._get(keys.execution_pk(execution_id), keys.META)
 
     def find_idempotent_execution(self, user_id: str, idempotency_key: str) -> str | None:
-        item = self._get(keys.idempotency_pk(user_id, idempotency_key), "IDEMPOTENCY")
+        item = self._get(keys.idempotency_pk(user_id, idempotency_key), keys.IDEMPOTENCY)
         return None if item is None else str(item["execution_id"])
 
     def get_node(self, execution_id: str, node_id: str, seq: int) -> Item | None:
@@ -699,7 +722,7 @@ class Store:
         ne = _Expr()
         pin_attr = ne.n(keys.PIN_VALUE + pin)
         status = ne.n("status")
-        now = utc_now_iso()
+        now = self._now()
         slot_sets = [
             f"{pin_attr} = {ne.v(value_json)}",
             f"{status} = if_not_exists({status}, {ne.v(NodeStatus.INCOMPLETE.value)})",  # creation, not a transition
@@ -760,6 +783,68 @@ class Store:
         items = (self._get(str(k["PK"]), str(k["SK"])) for k in found)
         return [i for i in items if i is not None and "GSI2PK" in i]
 
+    def retire(self, execution_id: str, expires_at: int | None, idempotency_pk: str | None) -> int:
+        """Give every item of a finished run `expires_at` (epoch seconds; DynamoDB TTL deletes them after it),
+        the META item last, which also leaves the sweeper's index: a retire cut short is finished by the next
+        sweep. `expires_at=None` only takes the run off the index (kept forever). Returns the items written."""
+        pk = keys.execution_pk(execution_id)
+        if expires_at is None:
+            ex = _Expr()
+            self._call(
+                "update_item",
+                TableName=self.table,
+                Key=self._key(pk, keys.META),
+                UpdateExpression=f"REMOVE {ex.n('GSI2PK')}, {ex.n('GSI2SK')}",
+                ConditionExpression=f"attribute_exists({ex.n('PK')})",
+                **ex.params(),
+            )
+            return 1
+        expr = _Expr()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": f"{expr.n('PK')} = {expr.v(pk)}",
+            "ProjectionExpression": f"{expr.n('PK')}, {expr.n('SK')}, {expr.n('expires_at')}",
+            "ConsistentRead": True,
+            **expr.params(),
+        }
+        targets = [(pk, str(i["SK"])) for i in self._paginate(params) if i["SK"] != keys.META and "expires_at" not in i]
+        if idempotency_pk:
+            targets.append((idempotency_pk, keys.IDEMPOTENCY))
+        meters = [Meter() for _ in range(min(len(targets), RETIRE_WORKERS))]
+
+        def stamp(index: int) -> None:
+            item_pk, sk = targets[index]
+            store = self.with_meter(meters[index % len(meters)])
+            ex = _Expr()
+            try:
+                store._call(
+                    "update_item",
+                    TableName=self.table,
+                    Key=self._key(item_pk, sk),
+                    UpdateExpression=f"SET {ex.n('expires_at')} = {ex.v(expires_at)}",
+                    ConditionExpression=f"attribute_exists({ex.n('PK')})",
+                    **ex.params(),
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+
+        if targets:
+            with ThreadPoolExecutor(max_workers=len(meters)) as pool:
+                list(pool.map(stamp, range(len(targets))))
+        for meter in meters:
+            self.meter.add(meter)
+        ex = _Expr()
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key=self._key(pk, keys.META),
+            UpdateExpression=f"SET {ex.n('expires_at')} = {ex.v(expires_at)} REMOVE {ex.n('GSI2PK')}, {ex.n('GSI2SK')}",
+            ConditionExpression=f"attribute_exists({ex.n('PK')})",
+            **ex.params(),
+        )
+        return len(targets) + 1
+
     def repair_pending(self, execution_id: str, seen: int, actual: int) -> bool:
         """Set `pending` to what the node items say, only if nobody changed it since we looked."""
         expr = _Expr()
@@ -781,7 +866,7 @@ class Store:
             head = self._get(pk, keys.graph_sk(graph_id))
             latest = int(head["latest_version"]) if head else 0
             version = latest + 1
-            now = utc_now_iso()
+            now = self._now()
             head_expr = _Expr()
             head_sets = [
                 f"{head_expr.n('latest_version')} = {head_expr.v(version)}",
@@ -844,7 +929,7 @@ class Store:
                 "TableName": self.table,
                 "Key": self._key(keys.user_pk(user_id), keys.graph_sk(graph_id)),
                 "UpdateExpression": f"SET {expr.n('active_version')} = {expr.v(version)}, "
-                f"{expr.n('updated_at')} = {expr.v(utc_now_iso())}",
+                f"{expr.n('updated_at')} = {expr.v(self._now())}",
                 "ConditionExpression": f"attribute_exists({expr.n('PK')}) AND "
                 f"{expr.n('latest_version')} >= {expr.v(version)}",
                 **expr.params(),
@@ -890,7 +975,7 @@ class Store:
     # -- webhooks
 
     def put_webhook(self, webhook: Item) -> None:
-        now = utc_now_iso()
+        now = self._now()
         item = {
             **webhook,
             "created_at": now,
@@ -923,7 +1008,7 @@ class Store:
         }
         if not delete:
             params["UpdateExpression"] = (
-                f"SET {expr.n('secret')} = {expr.v(secret)}, {expr.n('rotated_at')} = {expr.v(utc_now_iso())}"
+                f"SET {expr.n('secret')} = {expr.v(secret)}, {expr.n('rotated_at')} = {expr.v(self._now())}"
             )
         params.update(expr.params())
         try:
@@ -944,7 +1029,7 @@ class Store:
     # -- schedules
 
     def put_schedule(self, schedule: Item) -> None:
-        now = utc_now_iso()
+        now = self._now()
         item = {
             **schedule,
             "enabled": True,
@@ -1013,7 +1098,7 @@ class Store:
     # -- API keys (only their SHA-256 is stored)
 
     def put_api_key(self, key_hash: str, user_id: str, name: str) -> None:
-        item = {"user_id": user_id, "name": name, "created_at": utc_now_iso(), "status": "active"}
+        item = {"user_id": user_id, "name": name, "created_at": self._now(), "status": "active"}
         self._call(
             "put_item",
             TableName=self.table,

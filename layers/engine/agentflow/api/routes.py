@@ -9,6 +9,7 @@ import binascii
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -34,7 +35,6 @@ from agentflow.triggers.schedules import (
     create_schedule,
     delete_schedule,
     schedule_view,
-    scheduler_from_env,
 )
 from agentflow.triggers.webhooks import new_secret, new_webhook_id
 
@@ -160,16 +160,11 @@ def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
-def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGatewayRestResolver:
+def build_app(engine: Engine, scheduler_port: Callable[[], SchedulerPort]) -> APIGatewayRestResolver:
+    """`scheduler_port` is called on first use: only the schedule routes need it."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.enable_swagger(path="/docs", **OPENAPI)
     store = engine.store
-    schedulers: list[SchedulerPort] = [scheduler] if scheduler is not None else []
-
-    def scheduler_port() -> SchedulerPort:
-        if not schedulers:  # read the environment on first use: only schedule routes need it
-            schedulers.append(scheduler_from_env())
-        return schedulers[0]
 
     def user() -> str:
         # set by `handle` from the API key, before Powertools validates anything (see `handle`)
@@ -556,12 +551,13 @@ def build_app(engine: Engine, scheduler: SchedulerPort | None = None) -> APIGate
             )
         except ScheduleError as exc:
             raise invalid(str(exc), [{"field": exc.field, "message": str(exc)}]) from exc
-        return _ok(m.ScheduleOut.model_validate(schedule_view(item)), 201)
+        return _ok(m.ScheduleOut.model_validate(schedule_view(item, engine.store.clock())), 201)
 
     @app.get("/schedules", summary="Your schedules with their next run times", responses=ok(m.ScheduleList))
     def list_schedules() -> m.ScheduleList:
         items = sorted(store.list_schedules(user()), key=lambda i: str(i.get("created_at", "")), reverse=True)
-        return m.ScheduleList(schedules=[m.ScheduleOut.model_validate(schedule_view(i)) for i in items])
+        now = engine.store.clock()
+        return m.ScheduleList(schedules=[m.ScheduleOut.model_validate(schedule_view(i, now)) for i in items])
 
     @app.delete("/schedules/<schedule_id>", summary="Delete a schedule", responses=ok(m.ScheduleDeleted))
     def delete_schedule_route(schedule_id: str) -> m.ScheduleDeleted:

@@ -48,8 +48,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from agentflow.clock import Clock, system_clock
 from agentflow.local.lambda_runtime import LOCAL_ACCOUNT, FakeLambdaContext, Handler, load_handler
 from agentflow.local.template import ApiRoute, AppTemplate, FunctionSpec, TemplateError
+from agentflow.runtime import Runtime
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -202,8 +204,9 @@ def _build_resources(template: AppTemplate) -> list[_Resource]:
 class _Environments:
     """The warm execution environments of one function: separately imported handlers, one request each at a time."""
 
-    def __init__(self, spec: FunctionSpec, shared: Handler | None, limit: int) -> None:
+    def __init__(self, spec: FunctionSpec, shared: Handler | None, limit: int, runtime: Runtime | None) -> None:
         self.spec = spec
+        self._runtime = runtime
         self._shared = shared
         self._limit = limit
         self._idle: list[Handler] = []
@@ -219,7 +222,7 @@ class _Environments:
                 return
             self._count += 1
         try:
-            handler = load_handler(self.spec)
+            handler = load_handler(self.spec, self._runtime)
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -246,7 +249,7 @@ class _Environments:
                 self._count += 1
         if handler is None:
             try:
-                handler = load_handler(self.spec)  # a cold start
+                handler = load_handler(self.spec, self._runtime)  # a cold start
             except BaseException:
                 with self._cond:
                     self._count -= 1
@@ -390,6 +393,8 @@ class LocalApiGateway:
         region: str | None = None,
         account: str = LOCAL_ACCOUNT,
         api_id: str = LOCAL_API_ID,
+        runtime: Runtime | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         if max_body_bytes < 0 or concurrency < 1 or integration_timeout <= 0:
             raise ValueError("max_body_bytes must be >= 0, concurrency >= 1, integration_timeout > 0")
@@ -402,6 +407,7 @@ class LocalApiGateway:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _LOCAL_REGION
         self.account = account
         self.api_id = api_id
+        self.clock = clock  # requestTimeEpoch of the events
 
         self._resources = _build_resources(template)
         given = dict(handlers or {})
@@ -413,7 +419,7 @@ class LocalApiGateway:
             for method, (spec, route) in resource.methods.items():
                 if spec.logical_id not in self._environments:
                     shared = given.get(spec.logical_id)
-                    self._environments[spec.logical_id] = _Environments(spec, shared, concurrency)
+                    self._environments[spec.logical_id] = _Environments(spec, shared, concurrency, runtime)
                 self._warn_unemulated(spec, route, method, resource.path)
 
         self._server = _GatewayHTTPServer((host, port), self)
@@ -596,7 +602,7 @@ class LocalApiGateway:
         path_params: dict[str, str],
         request_id: str,
     ) -> dict[str, Any]:
-        now = time.time()
+        now = self.clock()
         multi_headers: dict[str, list[str]] = {}
         names: dict[str, str] = {}  # lower-case name -> the name as first sent
         for raw_name, raw_value in request.headers:

@@ -32,6 +32,7 @@ from typing import Any
 
 from agentflow.local.lambda_runtime import LOCAL_ACCOUNT, FakeLambdaContext, Handler, load_handler
 from agentflow.local.template import DEFAULT_BUS, AppTemplate, EventRule, FunctionSpec
+from agentflow.runtime import Runtime
 
 __all__ = [
     "ENDPOINT_ENV",
@@ -415,8 +416,9 @@ class LocalEventBus:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> LocalEventBus:
-        """Load the rules' handlers (a missing or broken one fails here), then serve and deliver."""
+    def start(self, runtime: Runtime | None = None) -> LocalEventBus:
+        """Load the rules' handlers (a missing or broken one fails here), then serve and deliver. With
+        `runtime`, the handlers use it (its events client must point at this bus's `url`)."""
         if self._started:
             return self
         if self._closed:
@@ -424,7 +426,7 @@ class LocalEventBus:
         for target in self.targets:
             logical_id = target.function.logical_id
             if logical_id not in self._handlers:
-                self._handlers[logical_id] = load_handler(target.function)
+                self._handlers[logical_id] = load_handler(target.function, runtime)
         self._stop.clear()
         self._started = True
         for i in range(self.concurrency):

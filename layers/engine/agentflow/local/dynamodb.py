@@ -7,8 +7,10 @@ README). It listens on every interface, so it gets a free port chosen here, and 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -57,8 +59,51 @@ def client_for(endpoint: str, region: str = "us-east-1") -> DynamoDBClient:
     )
 
 
+PID_FILE = "dynamodb-local.pid"  # in the data folder: who runs DynamoDB Local on it
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, from /proc), so a reused pid is not taken for it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def dynamodb_local_pids(data_dir: Path) -> list[int]:
+    """Every DynamoDB Local process serving `data_dir` (Linux: read from /proc)."""
+    found = []
+    wanted = str(data_dir.resolve())
+    for entry in Path("/proc").glob("[0-9]*"):
+        args = _command_line(int(entry.name))
+        if any(a.endswith("DynamoDBLocal.jar") for a in args) and wanted in args:
+            found.append(int(entry.name))
+    return found
+
+
 class DynamoDBLocal:
-    """A DynamoDB Local process. `data_dir=None` keeps data in memory; otherwise it survives restarts."""
+    """A DynamoDB Local process. `data_dir=None` keeps data in memory; otherwise it survives restarts.
+
+    With a data folder, a pid file in it names the process and its owner: a start ends a DynamoDB Local whose
+    owner died (an orphan of a killed `agentflow serve`, still holding the folder), and refuses a folder whose
+    owner is alive."""
 
     def __init__(self, root: Path, data_dir: Path | None = None, port: int | None = None) -> None:
         self.root = root
@@ -84,15 +129,46 @@ class DynamoDBLocal:
             command.append("-inMemory")
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            command += ["-dbPath", str(self.data_dir)]
+            self._end_orphan(self.data_dir)
+            command += ["-dbPath", str(self.data_dir.resolve())]
         log_path = (self.data_dir or self.root / ".local") / "dynamodb-local.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
             command, cwd=jar.parent, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        if self.data_dir is not None:
+            owner = {"pid": os.getpid(), "started": process_started(os.getpid())}
+            state = {"pid": self.process.pid, "port": self.port, "owner": owner}
+            (self.data_dir / PID_FILE).write_text(json.dumps(state))
         self._wait_ready(timeout, log_path)
         return self
+
+    @staticmethod
+    def _end_orphan(data_dir: Path) -> None:
+        pid_file = data_dir / PID_FILE
+        try:
+            state = json.loads(pid_file.read_text())
+            owner, owner_started = int(state["owner"]["pid"]), state["owner"].get("started")
+        except (OSError, ValueError, KeyError, TypeError):
+            state, owner, owner_started = None, None, None
+        alive = owner is not None and owner != os.getpid() and process_alive(owner)
+        if alive and (owner_started is None or process_started(owner) == owner_started):  # not a reused pid
+            raise DynamoDBLocalError(
+                f"{data_dir} is in use by process {owner} (a running `agentflow serve`?): stop it, or set "
+                "AGENTFLOW_LOCAL_DIR to use another folder"
+            )
+        for pid in dynamodb_local_pids(data_dir):  # its owner is gone: it only holds the folder
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if process_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
 
     def _wait_ready(self, timeout: float, log_path: Path) -> None:
         client = client_for(self.endpoint)
@@ -118,6 +194,9 @@ class DynamoDBLocal:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.process = None
+        if self.data_dir is not None:
+            with contextlib.suppress(OSError):
+                (self.data_dir / PID_FILE).unlink()
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from agentflow.local.template import FunctionSpec
+from agentflow.runtime import Runtime, runtime_override
 
 __all__ = ["FakeLambdaContext", "Handler", "HandlerLoadError", "invoke", "load_handler"]
 
@@ -92,8 +93,9 @@ def _module_name(spec: FunctionSpec) -> str:
     return f"agentflow_local_fn_{safe}_{_load_count}"
 
 
-def load_handler(spec: FunctionSpec) -> Handler:
-    """Import `<code_dir>/<module>.py` under a unique module name and return its handler function."""
+def load_handler(spec: FunctionSpec, runtime: Runtime | None = None) -> Handler:
+    """Import `<code_dir>/<module>.py` under a unique module name and return its handler function. With
+    `runtime`, the module's `current_runtime()` is that one (the local stack's clients, clock and metrics)."""
     path: Path = spec.handler_path
     if not path.is_file():
         raise HandlerLoadError(f"{spec.logical_id}: handler file {path} does not exist")
@@ -109,7 +111,8 @@ def load_handler(spec: FunctionSpec) -> Handler:
         module: ModuleType = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module  # dataclasses and pickling look a module up by name while it runs
         try:
-            module_spec.loader.exec_module(module)
+            with runtime_override(runtime):
+                module_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[name]
             raise HandlerLoadError(f"{spec.logical_id}: importing {path} failed: {exc!r}") from exc

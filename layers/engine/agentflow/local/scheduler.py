@@ -7,15 +7,13 @@ import json
 import logging
 import re
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from agentflow.local.lambda_runtime import FakeLambdaContext, Handler, load_handler
 from agentflow.local.template import AppTemplate, FunctionSpec, ScheduleEvent
-from agentflow.store import Store
+from agentflow.runtime import Runtime
 from agentflow.triggers.cron import next_runs
 
 logger = logging.getLogger(__name__)
@@ -72,13 +70,13 @@ class RateScheduler(_Loop):
 
     name = "local-rate-scheduler"
 
-    def __init__(self, template: AppTemplate, speedup: float = 1.0) -> None:
+    def __init__(self, template: AppTemplate, speedup: float = 1.0, runtime: Runtime | None = None) -> None:
         super().__init__()
         self.jobs: list[_Job] = []
         for spec, schedule in template.schedules():
             every = rate_seconds(schedule.expression)
             if schedule.enabled and every is not None:
-                self.jobs.append(_Job(spec, schedule, every / speedup, load_handler(spec)))
+                self.jobs.append(_Job(spec, schedule, every / speedup, load_handler(spec, runtime)))
         self._tick = min((job.every for job in self.jobs), default=60.0) / 4
         self._elapsed = 0.0
         self._due = {id(job): job.every for job in self.jobs}
@@ -110,23 +108,23 @@ class RateScheduler(_Loop):
 
 class CronScheduler(_Loop):
     """Fires users' stored schedules on the local stack, on time in their timezones, through the same
-    ScheduledRunFunction handler EventBridge Scheduler invokes when deployed. `tick(now)` lets tests drive time."""
+    ScheduledRunFunction handler EventBridge Scheduler invokes when deployed, on the runtime's clock (the one that
+    stamps a schedule's `created_at`), so a test that sets the runtime's clock controls time completely."""
 
     def __init__(
         self,
         template: AppTemplate,
-        store: Store,
+        runtime: Runtime,
         function: str = "ScheduledRunFunction",
-        clock: Callable[[], float] = time.time,
         poll_seconds: float = 1.0,
     ) -> None:
         super().__init__()
         self.spec = template.functions[function]
-        self.handler = load_handler(self.spec)
-        self.store = store
-        self.clock = clock
+        self.handler = load_handler(self.spec, runtime)
+        self.store = runtime.engine.store
+        self.clock = runtime.clock
         self.poll_seconds = poll_seconds
-        self.started_at = datetime.fromtimestamp(clock(), UTC)
+        self.started_at = datetime.fromtimestamp(self.clock(), UTC)
         self._checked: dict[str, datetime] = {}  # schedule id -> fire times up to here are done
         self.fired: list[dict[str, Any]] = []
 
@@ -142,9 +140,9 @@ class CronScheduler(_Loop):
     def _step(self) -> None:
         self.tick()
 
-    def tick(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Fire every enabled schedule whose fire times fell between its last check and `now`."""
-        current = datetime.fromtimestamp(self.clock() if now is None else now, UTC)
+    def tick(self) -> list[dict[str, Any]]:
+        """Fire every enabled schedule whose fire times fell between its last check and the clock's now."""
+        current = datetime.fromtimestamp(self.clock(), UTC)
         results = []
         for schedule in self.store.list_enabled_schedules():
             schedule_id = str(schedule["schedule_id"])

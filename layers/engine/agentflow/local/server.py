@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -17,58 +16,14 @@ from agentflow.api.auth import create_api_key, user_for_key
 from agentflow.graph import GraphValidationError, validate_graph
 from agentflow.local.api_gateway import LocalApiGateway
 from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
+from agentflow.local.files import LocalFiles, running_dynamodb_endpoint
 from agentflow.local.scheduler import CronScheduler, RateScheduler
-from agentflow.local.stack import LocalStack, LocalStackConfig, local_dir
+from agentflow.local.stack import LocalStack, LocalStackConfig
 from agentflow.local.template import load_template
 from agentflow.store import Store
 
 DEV_USER = "dev"
 DEFAULT_PORT = 3000
-
-
-@dataclass(frozen=True)
-class LocalFiles:
-    """What the local stack keeps next to its data, in <root>/.local (git-ignored)."""
-
-    root: Path
-
-    @property
-    def folder(self) -> Path:
-        return local_dir(self.root)
-
-    @property
-    def dev_key(self) -> Path:
-        return self.folder / "dev-api-key"
-
-    @property
-    def examples(self) -> Path:
-        return self.folder / "examples.json"
-
-    @property
-    def running(self) -> Path:
-        return self.folder / "stack.json"  # endpoints of a running `agentflow serve`, for other commands
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def running_dynamodb_endpoint(files: LocalFiles) -> str | None:
-    """The DynamoDB endpoint of a running `agentflow serve`, if there is one."""
-    try:
-        state = json.loads(files.running.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or not _pid_alive(int(state.get("pid", -1))):
-        return None
-    endpoint = state.get("dynamodb_endpoint")
-    return str(endpoint) if endpoint else None
 
 
 def dev_api_key(store: Store, files: LocalFiles) -> str:
@@ -114,16 +69,16 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
     scheduler: RateScheduler | None = None
     cron: CronScheduler | None = None
     try:
-        gateway = LocalApiGateway(stack.template, port=port).start()
-        scheduler = RateScheduler(stack.template).start()
-        cron = CronScheduler(stack.template, stack.engine.store).start()
+        gateway = LocalApiGateway(stack.template, port=port, runtime=stack.runtime).start()
+        scheduler = RateScheduler(stack.template, runtime=stack.runtime).start()
+        cron = CronScheduler(stack.template, stack.runtime).start()
         key = dev_api_key(stack.engine.store, files)
         examples = register_examples(stack, files)
         files.running.write_text(
             json.dumps({"pid": os.getpid(), "dynamodb_endpoint": stack.dynamodb_endpoint, "api_url": gateway.url})
         )
         if out is not None:
-            _print_banner(out, gateway.url, key, examples, stack.dynamodb_endpoint, config.data_dir)
+            _print_banner(out, gateway.url, key, examples, stack, config.data_dir)
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
@@ -143,13 +98,17 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
 
 
 def _print_banner(
-    out: TextIO, url: str, key: str, examples: dict[str, str], dynamodb: str, data_dir: Path | None
+    out: TextIO, url: str, key: str, examples: dict[str, str], stack: LocalStack, data_dir: Path | None
 ) -> None:
     calculator = examples.get("calculator.json")
     print(f"agentflow is serving the HTTP API at {url}", file=out)
     print(f"  dev API key : {key}   (kept in .local/dev-api-key)", file=out)
     print(f"  API docs    : {url}/docs   OpenAPI: {url}/openapi.json", file=out)
-    print(f"  DynamoDB    : {dynamodb} (data in {data_dir})", file=out)
+    print(f"  DynamoDB    : {stack.dynamodb_endpoint} (data in {data_dir})", file=out)
+    print(f"  metrics     : {stack.metrics_file} (CloudWatch EMF, one JSON document per line)", file=out)
+    recovered = stack.recovered
+    if recovered is not None and recovered.executions:
+        print(f"  recovered   : {recovered} (runs a previous process left unfinished)", file=out)
     if calculator:
         print("Try it (the calculator example adds 34 to its input):", file=out)
         print(

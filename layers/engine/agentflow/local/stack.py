@@ -7,22 +7,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentflow.executor import Engine
+import boto3
+
+from agentflow.clock import Clock, system_clock
+from agentflow.config import Settings
+from agentflow.executor import Engine, SweepReport
 from agentflow.local.bus import LocalEventBus
 from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
+from agentflow.local.files import LocalFiles, running_dynamodb_endpoint
+from agentflow.local.metrics import file_metrics
 from agentflow.local.template import AppTemplate, load_template, resolve_environment
-from agentflow.wiring import engine_from_env
+from agentflow.runtime import CLIENT_CONFIG, Runtime, build_runtime
 
 TABLE_NAME = "agentflow"
 LOCAL_STACK_NAME = "agentflow-local"
 BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
-
-
-def local_dir(root: Path) -> Path:
-    """Where the local stack keeps its data and files: AGENTFLOW_LOCAL_DIR, else <root>/.local (git-ignored)."""
-    configured = os.environ.get("AGENTFLOW_LOCAL_DIR")
-    return Path(configured).resolve() if configured else root / ".local"
 
 
 def local_refs(table_name: str, bus_name: str) -> dict[str, str]:
@@ -51,14 +51,20 @@ class LocalStackConfig:
     concurrency: int = 8
     seed: int | None = None
     log_level: str | None = None  # overrides the template's LOG_LEVEL for the functions (the CLI keeps quiet)
+    clock: Clock = system_clock  # the functions' clock: tests set it to control time
+    metrics_file: Path | None = None  # where the functions' EMF metrics go (users: <local dir>/metrics.jsonl)
+    recover: bool | None = None  # sweep at once on start; default: when this stack runs its own DynamoDB Local
 
     @staticmethod
     def for_user(root: Path, **overrides: object) -> LocalStackConfig:
+        files = LocalFiles(root)
         config = LocalStackConfig(
             root=root,
-            data_dir=local_dir(root) / "dynamodb",
-            dynamodb_endpoint=os.environ.get(DYNAMODB_ENDPOINT_ENV) or None,
+            data_dir=files.folder / "dynamodb",
+            # a running `agentflow serve` holds the data folder: share its DynamoDB Local
+            dynamodb_endpoint=os.environ.get(DYNAMODB_ENDPOINT_ENV) or running_dynamodb_endpoint(files),
             table_name=os.environ.get("AGENTFLOW_TABLE", TABLE_NAME),
+            metrics_file=files.metrics,
         )
         for name, value in overrides.items():
             setattr(config, name, value)
@@ -71,13 +77,23 @@ class LocalStack:
         self.template: AppTemplate = load_template(config.root / "template.yaml")
         self.dynamodb: DynamoDBLocal | None = None
         self.bus: LocalEventBus | None = None
-        self._engine: Engine | None = None
+        self._runtime: Runtime | None = None
+        self.recovered: SweepReport | None = None  # the start-up recovery sweep's report, when one ran
+
+    @property
+    def runtime(self) -> Runtime:
+        """What the stack's functions run with: pass it to anything that loads a handler."""
+        if self._runtime is None:
+            raise RuntimeError("the local stack is not started")
+        return self._runtime
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("the local stack is not started")
-        return self._engine
+        return self.runtime.engine
+
+    @property
+    def metrics_file(self) -> Path | None:
+        return self.config.metrics_file
 
     @property
     def dynamodb_endpoint(self) -> str:
@@ -101,26 +117,44 @@ class LocalStack:
                 redeliver=config.redeliver,
                 seed=config.seed,
             )
-            # The functions read their settings from the environment, as in Lambda. They share this process.
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
-            os.environ["AWS_ENDPOINT_URL_EVENTBRIDGE"] = self.bus.url  # botocore: AWS_ENDPOINT_URL_<service id>
+            environment: dict[str, str] = {}
             for spec in self.template.functions.values():
-                os.environ.update(resolve_environment(spec.environment, refs))
-            os.environ["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
-            # EMF metrics are CloudWatch's; locally they would only print JSON into the user's terminal
-            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+                environment.update(resolve_environment(spec.environment, refs))
+            environment["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
+            # Powertools' own settings (service name, log level) are still read from the environment.
+            for name in ("POWERTOOLS_SERVICE_NAME", "LOG_LEVEL"):
+                if name in environment:
+                    os.environ[name] = environment[name]
             if config.log_level:
                 os.environ["LOG_LEVEL"] = config.log_level
                 os.environ["POWERTOOLS_LOG_LEVEL"] = config.log_level
-            self.bus.start()
-            self._engine = engine_from_env()
+            self._runtime = build_runtime(
+                Settings.from_env(environment),
+                clock=config.clock,
+                dynamodb=client_for(self.dynamodb_endpoint),
+                events_client=boto3.client(
+                    "events",
+                    endpoint_url=self.bus.url,
+                    region_name="us-east-1",
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",
+                    config=CLIENT_CONFIG,
+                ),
+                metrics_factory=file_metrics(self.metrics_file),
+            )
+            self.bus.start(self._runtime)
+            recover = config.recover if config.recover is not None else self._owns_data()
+            if recover:
+                # Whatever a previous process of this data folder left (it crashed, or was killed) goes on now,
+                # not when the sweeper's stale thresholds pass: no other process can hold its leases.
+                self.recovered = self.engine.recover_abandoned()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _owns_data(self) -> bool:
+        return self.dynamodb is not None and self.dynamodb.data_dir is not None
 
     def stop(self) -> None:
         if self.bus is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
+from agentflow.config import ConfigurationError, Settings
 from agentflow.executor import Engine, GraphNotFound
 from agentflow.graph import GraphValidationError, Problem, validate_inputs
 from agentflow.store import Item
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_MODE_ENV = "AGENTFLOW_SCHEDULER"  # "local" on the local stack; EventBridge Scheduler otherwise
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # Scheduler substitutes the fire time into the input
 
 
@@ -108,24 +107,26 @@ class EventBridgeSchedulerPort:
         )
 
 
-def scheduler_from_env() -> SchedulerPort:
-    if os.environ.get(SCHEDULER_MODE_ENV) == "local":
+def scheduler_for(settings: Settings) -> SchedulerPort:
+    if settings.scheduler_mode == "local":
         return LocalSchedulerPort()
+    if not settings.schedule_group_name:
+        raise ConfigurationError("SCHEDULE_GROUP_NAME is not set (see template.yaml)")
     return EventBridgeSchedulerPort(
         boto3.client("scheduler"),
-        group=os.environ["SCHEDULE_GROUP_NAME"],
+        group=settings.schedule_group_name,
         # the run function itself only disables schedules, which keeps their stored target and role
-        target_arn=os.environ.get("SCHEDULED_RUN_FUNCTION_ARN", ""),
-        role_arn=os.environ.get("SCHEDULER_ROLE_ARN", ""),
+        target_arn=settings.scheduled_run_function_arn,
+        role_arn=settings.scheduler_role_arn,
     )
 
 
-def schedule_view(item: Item, now: datetime | None = None, count: int = 5) -> dict[str, Any]:
-    """A schedule as the API shows it, with its next run times (none when disabled)."""
-    now = now or datetime.now(UTC)
+def schedule_view(item: Item, now: float, count: int = 5) -> dict[str, Any]:
+    """A schedule as the API shows it, with its next run times after `now` (epoch seconds; none when disabled)."""
     upcoming: list[str] = []
     if item.get("enabled", True):
-        upcoming = [t.isoformat() for t in next_runs(str(item["cron"]), str(item["timezone"]), now, count)]
+        after = datetime.fromtimestamp(now, UTC)
+        upcoming = [t.isoformat() for t in next_runs(str(item["cron"]), str(item["timezone"]), after, count)]
     return {
         "schedule_id": item["schedule_id"],
         "name": item.get("name", ""),

@@ -1,0 +1,106 @@
+"""The composition root: one function builds everything a function needs (settings, clock, store, engine,
+publisher, scheduler port, metrics) and every handler gets it through `current_runtime()`.
+
+In Lambda the runtime is built from the environment at import. The local stack (and tests) build one themselves,
+with their own clients, clock and metrics sink, and hand it to the handlers they load with `runtime_override`:
+no process-wide environment is rewritten to configure a handler.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Metrics
+from botocore.config import Config
+
+from agentflow.clock import Clock, system_clock
+from agentflow.config import Settings
+from agentflow.events import EventBridgePublisher, EventPublisher
+from agentflow.executor import Engine
+from agentflow.store import Store
+from agentflow.triggers.schedules import SchedulerPort, scheduler_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+
+MetricsFactory = Callable[[str], Metrics]
+
+
+def cloudwatch_metrics(namespace: str) -> Metrics:
+    """Powertools' EMF metrics, printed on stdout, where Lambda hands them to CloudWatch."""
+    return Metrics(namespace=namespace)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    clock: Clock = system_clock
+    metrics_factory: MetricsFactory = cloudwatch_metrics
+    _scheduler: SchedulerPort | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def scheduler(self) -> SchedulerPort:
+        """The schedule port, made on first use: only the schedule routes and the run function need it."""
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = scheduler_for(self.settings)
+            return self._scheduler
+
+    def metrics(self, namespace: str) -> Metrics:
+        return self.metrics_factory(namespace)
+
+
+def build_runtime(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    dynamodb: DynamoDBClient | None = None,
+    publisher: EventPublisher | None = None,
+    events_client: Any = None,
+    scheduler: SchedulerPort | None = None,
+    metrics_factory: MetricsFactory = cloudwatch_metrics,
+) -> Runtime:
+    """Clients default to boto3's own resolution (in AWS: the real services; AWS_ENDPOINT_URL_* if set)."""
+    settings = settings or Settings.from_env()
+    dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
+    if publisher is None:
+        publisher = EventBridgePublisher(
+            events_client or boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name
+        )
+    engine = Engine(Store(dynamodb, settings.table_name, clock=clock), publisher, settings)
+    return Runtime(settings, engine, clock, metrics_factory, scheduler)
+
+
+_overrides: list[Runtime] = []
+_overrides_lock = threading.Lock()
+
+
+def current_runtime() -> Runtime:
+    """The runtime a handler module builds at import: the innermost override, else one from the environment."""
+    with _overrides_lock:
+        if _overrides:
+            return _overrides[-1]
+    return build_runtime()
+
+
+@contextmanager
+def runtime_override(runtime: Runtime | None) -> Iterator[None]:
+    """Handlers imported inside this block use `runtime` (None: no override)."""
+    if runtime is None:
+        yield
+        return
+    with _overrides_lock:
+        _overrides.append(runtime)
+    try:
+        yield
+    finally:
+        with _overrides_lock:
+            _overrides.remove(runtime)
