@@ -1,4 +1,5 @@
-"""ApiFunction: the HTTP API behind API Gateway. Thin: the routes live in agentflow.api.routes."""
+"""ApiFunction: the HTTP API behind API Gateway. Thin: the resolver lives in agentflow.api.app, the routes in
+agentflow.api.graphs, executions, webhooks and schedules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentflow.api.routes import build_app, handle
+from agentflow.api.app import build_app, handle
 from agentflow.runtime import current_runtime
 
 logger = Logger()

@@ -69,7 +69,7 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
         event["detail"] = {"execution_id": execution_id, "node_id": "in", "seq": 0}
         result = handler(event, FakeLambdaContext.for_function(spec))
         assert result["outcome"] == "completed"
-        assert engine.store.get_node(execution_id, "add", 0)["status"] == "QUEUED"
+        assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"
     elif spec.code_dir.name == "webhook":
         engine = inspect.unwrap(handler).__globals__["ENGINE"]
         response = handler(webhook_sample_world(engine, event), FakeLambdaContext.for_function(spec))

@@ -46,11 +46,12 @@ def test_node_executor_rule_matches_only_node_execution_queued(template: AppTemp
 def test_every_function_environment_resolves_with_the_local_refs(template: AppTemplate) -> None:
     from agentflow.local.stack import local_refs
 
-    refs = local_refs("agentflow", "agentflow-local-bus")
+    refs = local_refs("agentflow", "agentflow-local-bus", template.parameter_defaults())
     for spec in template.functions.values():
         env = resolve_environment(spec.environment, refs)
         assert env["TABLE_NAME"] == "agentflow"
         assert env["EVENT_BUS_NAME"] == "agentflow-local-bus"
+        assert env["AGENTFLOW_RETENTION_DAYS"] == "30"  # the RetentionDays parameter's default
 
 
 def test_table_matches_the_design(template: AppTemplate) -> None:

@@ -76,7 +76,7 @@ def test_stop_midway_then_resume_gives_every_output_once(stack: LocalStack) -> N
 
     resumed = engine.resume(execution_id)
     assert resumed.won and resumed.status == "RUNNING"
-    wait_for(lambda: (r := engine.store.get_execution(execution_id)) is not None and r["status"] == "COMPLETED")
+    wait_for(lambda: (r := engine.store.get_execution(execution_id)) is not None and r.status == "COMPLETED")
     assert bus.wait_idle(60)
     final = execution_report(engine.store, execution_id)
     assert final is not None
@@ -100,7 +100,7 @@ def test_stop_before_any_node_runs(stack: LocalStack) -> None:
     report = execution_report(engine.store, execution_id)
     assert report is not None and report["status"] == "TERMINATED"
     engine.resume(execution_id)
-    wait_for(lambda: (r := engine.store.get_execution(execution_id)) is not None and r["status"] == "COMPLETED")
+    wait_for(lambda: (r := engine.store.get_execution(execution_id)) is not None and r.status == "COMPLETED")
     bus.wait_idle(60)
     final = execution_report(engine.store, execution_id)
     assert final is not None and final["outputs"] == {"result": [70.0]}

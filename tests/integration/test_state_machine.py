@@ -13,7 +13,8 @@ import pytest
 
 from agentflow import keys
 from agentflow.statuses import EXECUTION_TRANSITIONS, NODE_TRANSITIONS, ExecutionStatus, NodeStatus
-from agentflow.store import Meter, Store, serialize
+from agentflow.store import Meter, Store
+from agentflow.store.dynamo import serialize
 
 E, N = ExecutionStatus, NodeStatus
 
@@ -55,11 +56,11 @@ def test_every_execution_transition(store: Store, source: E, target: E) -> None:
     if target in EXECUTION_TRANSITIONS[source]:
         result = store.transition_execution(execution_id, target, [source])
         assert result.won and result.status == target.value
-        assert [h["status"] for h in result.item["history"]] == [source.value, target.value]  # type: ignore[index]
+        assert [h["status"] for h in result.item.history] == [source.value, target.value]  # type: ignore[union-attr]
     else:
         with pytest.raises(ValueError, match=rf"{source.value} -> {target.value}"):
             store.transition_execution(execution_id, target, [source])
-        assert store.get_execution(execution_id)["status"] == source.value  # type: ignore[index]
+        assert store.get_execution(execution_id).status == source.value  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(N, N)))
@@ -80,7 +81,7 @@ def test_every_node_transition(store: Store, source: N, target: N) -> None:
     else:
         with pytest.raises(ValueError, match=rf"{source.value} -> {target.value}"):
             store.transition_node(execution_id, "n", 0, target, [source])
-        assert store.get_node(execution_id, "n", 0)["status"] == source.value  # type: ignore[index]
+        assert store.get_node(execution_id, "n", 0).status == source.value  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("source", list(E))
@@ -94,8 +95,8 @@ def test_blocked_transition_returns_current_item_without_second_read(store: Stor
         assert result.won and result.status == "COMPLETED"
     else:
         assert not result.won
-        assert result.item is not None and result.item["status"] == source.value
-        assert result.item["execution_id"] == execution_id
+        assert result.item is not None and result.item.status == source.value
+        assert result.item.execution_id == execution_id
 
 
 def test_live_lease_cannot_be_taken_over(store: Store) -> None:
@@ -103,14 +104,14 @@ def test_live_lease_cannot_be_taken_over(store: Store) -> None:
     put_node(store, execution_id, N.QUEUED)
     first = store.claim_node(execution_id, "n", 0, lease_seconds=60)
     second = store.claim_node(execution_id, "n", 0, lease_seconds=60)
-    assert first.won and first.item is not None and first.item["attempts"] == 2
-    assert not second.won and second.item is not None and second.item["status"] == "RUNNING"
+    assert first.won and first.item is not None and first.item.attempts == 2
+    assert not second.won and second.item is not None and second.item.status == "RUNNING"
 
 
 def test_pending_guard_blocks_finalize(store: Store) -> None:
     execution_id = put_execution(store, E.RUNNING, pending=1)
     result = store.transition_execution(execution_id, E.COMPLETED, [E.RUNNING], require_pending_zero=True)
-    assert not result.won and result.item is not None and result.item["pending"] == 1
+    assert not result.won and result.item is not None and result.item.pending == 1
 
 
 def race(workers: int, action: Any) -> list[Any]:
@@ -141,7 +142,7 @@ def test_32_workers_race_one_transition_200_rounds(store: Store) -> None:
             assert len(winners) == 1
             final = winners[0].status
             assert all(r.status == final for r in results)  # losers saw the winner's item
-            history = store.get_execution(execution_id)["history"]  # type: ignore[index]
+            history = store.get_execution(execution_id).history  # type: ignore[union-attr]
             assert [h["status"] for h in history] == ["RUNNING", final]
 
 
@@ -151,4 +152,4 @@ def test_32_workers_race_one_claim(store: Store) -> None:
         put_node(store, execution_id, N.QUEUED)
         results = race(32, lambda i, e=execution_id: store.claim_node(e, "n", 0, lease_seconds=60))
         assert sum(r.won for r in results) == 1
-        assert store.get_node(execution_id, "n", 0)["attempts"] == 2  # type: ignore[index]
+        assert store.get_node(execution_id, "n", 0).attempts == 2  # type: ignore[union-attr]

@@ -54,7 +54,7 @@ def test_static_value_arriving_last_backfills_waiting_slots(engine: Engine, publ
     assert [
         e for e in publisher.take() if e.detail_type == "NodeExecutionQueued" and e.detail["node_id"] == "mul"
     ] == []
-    waiting = [n for n in engine.store.list_nodes(execution_id, "mul") if n["status"] == "INCOMPLETE"]
+    waiting = [n for n in engine.store.list_nodes(execution_id, "mul") if n.status == "INCOMPLETE"]
     assert len(waiting) == 3
     engine.run_node(execution_id, "factor", 0)
     drain(engine, publisher)
@@ -66,7 +66,7 @@ def test_static_value_arriving_last_backfills_waiting_slots(engine: Engine, publ
 def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
     engine: Engine, publisher: RecordingPublisher, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agentflow.executor as executor_module
+    import agentflow.executor.node as executor_module
 
     runs: list[str] = []
     real_execute = executor_module.execute_block
@@ -119,7 +119,7 @@ def test_worker_that_lost_its_lease_cannot_finish(
     assert first.won
     clock.now += 60
     second = store.claim_node(execution_id, "in", 0, lease_seconds=10)
-    assert second.won and second.item is not None and second.item["attempts"] == 2
+    assert second.won and second.item is not None and second.item.attempts == 2
     assert not store.save_node_result(execution_id, "in", 0, 1, "[]", None)  # the stale worker loses
     assert not store.finish_node(execution_id, "in", 0, 1, NodeStatus.COMPLETED)
 
@@ -144,7 +144,7 @@ def test_event_for_a_stopped_run_terminates_the_node(engine: Engine, publisher: 
     execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
     assert engine.stop(execution_id).won
     assert engine.run_node(execution_id, "in", 0) is NodeRunOutcome.TERMINATED
-    assert engine.store.get_node(execution_id, "in", 0)["status"] == "TERMINATED"  # type: ignore[index]
+    assert engine.store.get_node(execution_id, "in", 0).status == "TERMINATED"  # type: ignore[union-attr]
     assert engine.resume(execution_id).won
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id)
@@ -172,7 +172,7 @@ def test_stop_while_a_block_runs_propagates_on_resume(engine: Engine, publisher:
     assert engine.run_node(execution_id, "add", 0) is NodeRunOutcome.TERMINATED
     engine._propagate = original_propagate  # type: ignore[method-assign]
     add = store.get_node(execution_id, "add", 0)
-    assert add is not None and add["status"] == "TERMINATED" and "outputs" in add  # kept for resume
+    assert add is not None and add.status == "TERMINATED" and add.outputs is not None  # kept for resume
     assert engine.resume(execution_id).won
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id)

@@ -78,7 +78,7 @@ def recover_run(
             queue.extend(e for e in publisher.take() if e.detail_type == NODE_EXECUTION_QUEUED)
         execution = engine.store.get_execution(execution_id)
         assert execution is not None
-        if execution["status"] in ("COMPLETED", "FAILED"):
+        if execution.status in ("COMPLETED", "FAILED"):
             return execution_report(engine.store, execution_id, valid.output_names)
         clock.now += 3600  # leases expire; then the sweeper's schedule fires
         engine.sweep(stale_after_seconds=60, now=clock.now)
@@ -140,4 +140,4 @@ def test_sweeper_repairs_a_wrong_pending_count_and_finalizes(
     )
     swept = engine.sweep(stale_after_seconds=60, now=clock.now + 3600)
     assert swept.repaired == 1
-    assert engine.store.get_execution(execution_id)["pending"] == 1  # type: ignore[index]
+    assert engine.store.get_execution(execution_id).pending == 1  # type: ignore[union-attr]

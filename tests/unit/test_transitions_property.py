@@ -17,7 +17,8 @@ from agentflow.statuses import (
     NodeStatus,
     allowed_sources,
 )
-from agentflow.store import Store, serialize
+from agentflow.store import Store
+from agentflow.store.dynamo import serialize
 
 EXEC_TARGETS = [s for s in ExecutionStatus if allowed_sources(EXECUTION_TRANSITIONS, s)]
 NODE_TARGETS = [s for s in NodeStatus if s is not NodeStatus.RUNNING and allowed_sources(NODE_TRANSITIONS, s)]
@@ -46,7 +47,7 @@ def test_execution_sequences_stay_in_the_table(moto_table: tuple[Any, str], targ
         if result.won:
             current = target
         assert result.status == current.value
-    history = [ExecutionStatus(h["status"]) for h in store.get_execution(execution_id)["history"]]  # type: ignore[index]
+    history = [ExecutionStatus(h["status"]) for h in store.get_execution(execution_id).history]  # type: ignore[union-attr]
     for source, target in itertools.pairwise(history):
         assert target in EXECUTION_TRANSITIONS[source]
     assert history[-1] is current

@@ -203,7 +203,7 @@ def run_on_stack(
     assert bus is not None
     graph_id, version = engine.register_graph(LOCAL_USER, graph)
     execution_id = engine.start_execution(LOCAL_USER, graph_id, version, inputs).execution_id
-    viewer = Store(engine.store.client, engine.store.table)  # its reads are not billed to the run
+    viewer = Store(engine.store.client, engine.store.table, clock=engine.store.clock)  # reads not billed to the run
     if live:
         print(f"agentflow: execution {execution_id} of {graph.graph.name or 'graph'}", file=live)
     seen: dict[tuple[str, int], str] = {}
@@ -215,10 +215,10 @@ def run_on_stack(
             execution = viewer.get_execution(execution_id)
             assert execution is not None
             _show_progress(viewer, execution_id, graph, seen, started, live)
-            signature = (bus.delivered, execution.get("updated_at"), execution.get("pending"))
+            signature = (bus.delivered, execution.updated_at, execution.pending)
             if signature != progress:
                 progress, last_change = signature, time.monotonic()
-            if execution["status"] in FINAL and bus.wait_idle(0):
+            if execution.status in FINAL and bus.wait_idle(0):
                 break
             now = time.monotonic()
             if bus.wait_idle(0) and now - last_change > STALL_SECONDS:
@@ -262,13 +262,13 @@ def _show_progress(
     if live is None:
         return
     for node in store.list_nodes(execution_id):
-        key = (node["node_id"], int(node["seq"]))
-        if seen.get(key) != node["status"]:
-            seen[key] = node["status"]
-            block = graph.blocks.get(node["node_id"])
+        key = (node.node_id, node.seq)
+        if seen.get(key) != node.status:
+            seen[key] = node.status
+            block = graph.blocks.get(node.node_id)
             name = block.name() if block else "?"
             elapsed = time.monotonic() - started
-            print(f"  {elapsed:7.2f}s  {node['node_id']}#{key[1]}  {name:<28} {node['status']}", file=live)
+            print(f"  {elapsed:7.2f}s  {node.node_id}#{node.seq}  {name:<28} {node.status.value}", file=live)
 
 
 def public_report(report: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agentflow.errors import ConfigurationError
+
 DEFAULT_RETENTION_DAYS = 30.0
-
-
-class ConfigurationError(RuntimeError):
-    """An environment variable is missing or malformed: the message names it."""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:

@@ -22,7 +22,7 @@ from agentflow.clock import Clock, system_clock
 from agentflow.config import Settings
 from agentflow.events import EventBridgePublisher, EventPublisher
 from agentflow.executor import Engine
-from agentflow.store import Store
+from agentflow.store import Store, dynamodb_client
 from agentflow.triggers.schedules import SchedulerPort, scheduler_for
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def build_runtime(
 ) -> Runtime:
     """Clients default to boto3's own resolution (in AWS: the real services; AWS_ENDPOINT_URL_* if set)."""
     settings = settings or Settings.from_env()
-    dynamodb = dynamodb or boto3.client("dynamodb", config=CLIENT_CONFIG)
+    dynamodb = dynamodb or dynamodb_client()
     if publisher is None:
         publisher = EventBridgePublisher(
             events_client or boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name

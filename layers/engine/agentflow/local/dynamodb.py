@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
+
+from agentflow.store import dynamodb_client
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -49,27 +49,25 @@ def find_jar(root: Path) -> Path:
 
 
 def client_for(endpoint: str, region: str = "us-east-1") -> DynamoDBClient:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=region,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64),
-        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
-    )
+    return dynamodb_client(endpoint_url=endpoint, region_name=region, **LOCAL_CREDENTIALS)
 
 
 PID_FILE = "dynamodb-local.pid"  # in the data folder: who runs DynamoDB Local on it
 
 
 def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def process_started(pid: int) -> str | None:
@@ -93,7 +91,7 @@ def dynamodb_local_pids(data_dir: Path) -> list[int]:
     wanted = str(data_dir.resolve())
     for entry in Path("/proc").glob("[0-9]*"):
         args = _command_line(int(entry.name))
-        if any(a.endswith("DynamoDBLocal.jar") for a in args) and wanted in args:
+        if any(a.endswith("DynamoDBLocal.jar") for a in args) and wanted in args and process_alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -147,12 +145,11 @@ class DynamoDBLocal:
     @staticmethod
     def _end_orphan(data_dir: Path) -> None:
         pid_file = data_dir / PID_FILE
-        try:
+        owner, owner_started = 0, None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             state = json.loads(pid_file.read_text())
             owner, owner_started = int(state["owner"]["pid"]), state["owner"].get("started")
-        except (OSError, ValueError, KeyError, TypeError):
-            state, owner, owner_started = None, None, None
-        alive = owner is not None and owner != os.getpid() and process_alive(owner)
+        alive = owner > 0 and owner != os.getpid() and process_alive(owner)
         if alive and (owner_started is None or process_started(owner) == owner_started):  # not a reused pid
             raise DynamoDBLocalError(
                 f"{data_dir} is in use by process {owner} (a running `agentflow serve`?): stop it, or set "

@@ -4,6 +4,7 @@ wired the way the template wires them, in one process with no cloud account and 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import boto3
 
 from agentflow.clock import Clock, system_clock
 from agentflow.config import Settings
+from agentflow.errors import ConfigurationError
 from agentflow.executor import Engine, SweepReport
 from agentflow.local.bus import LocalEventBus
 from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
@@ -23,11 +25,26 @@ TABLE_NAME = "agentflow"
 LOCAL_STACK_NAME = "agentflow-local"
 BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
+RETENTION_ENV = "AGENTFLOW_RETENTION_DAYS"
 
 
-def local_refs(table_name: str, bus_name: str) -> dict[str, str]:
-    """What template.yaml's !Ref / !GetAtt / pseudo parameters mean on the local stack."""
+def _env_number(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of days, got {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must be 0 (keep forever) or more, got {raw!r}")
+    return value
+
+
+def local_refs(table_name: str, bus_name: str, parameters: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What template.yaml's !Ref / !GetAtt / pseudo parameters (and its `parameters`) mean on the local stack."""
     return {
+        **(parameters or {}),
         "Table": table_name,
         "EventBus": bus_name,
         "ScheduleGroup": f"{LOCAL_STACK_NAME}-schedules",
@@ -54,6 +71,7 @@ class LocalStackConfig:
     clock: Clock = system_clock  # the functions' clock: tests set it to control time
     metrics_file: Path | None = None  # where the functions' EMF metrics go (users: <local dir>/metrics.jsonl)
     recover: bool | None = None  # sweep at once on start; default: when this stack runs its own DynamoDB Local
+    retention_days: float | None = None  # overrides template.yaml's RetentionDays (users: AGENTFLOW_RETENTION_DAYS)
 
     @staticmethod
     def for_user(root: Path, **overrides: object) -> LocalStackConfig:
@@ -65,6 +83,7 @@ class LocalStackConfig:
             dynamodb_endpoint=os.environ.get(DYNAMODB_ENDPOINT_ENV) or running_dynamodb_endpoint(files),
             table_name=os.environ.get("AGENTFLOW_TABLE", TABLE_NAME),
             metrics_file=files.metrics,
+            retention_days=_env_number(RETENTION_ENV),
         )
         for name, value in overrides.items():
             setattr(config, name, value)
@@ -109,7 +128,9 @@ class LocalStack:
         try:
             table = self.template.resources["Table"]["Properties"]
             ensure_table(client_for(self.dynamodb_endpoint), config.table_name, table)
-            refs = local_refs(config.table_name, config.bus_name)
+            refs = local_refs(config.table_name, config.bus_name, self.template.parameter_defaults())
+            if config.retention_days is not None:
+                refs["RetentionDays"] = f"{config.retention_days:g}"
             self.bus = LocalEventBus(
                 self.template,
                 bus_names={"EventBus": config.bus_name},

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from agentflow.local.event_patterns import event_matches
+
 __all__ = [
     "ApiRoute",
     "AppTemplate",
@@ -91,6 +93,15 @@ class AppTemplate:
     resources: dict[str, Any]  # every resource as written, Globals not applied
     path: Path | None = None
     globals: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # the template's Parameters, as written
+
+    def parameter_defaults(self) -> dict[str, str]:
+        """Each parameter's Default as text: what a `!Ref` to it means when nothing overrides it."""
+        return {
+            name: str(spec["Default"])
+            for name, spec in self.parameters.items()
+            if isinstance(spec, Mapping) and "Default" in spec
+        }
 
     def event_targets(self) -> list[tuple[FunctionSpec, EventRule]]:
         """Every (function, rule) pair, in template order."""
@@ -105,9 +116,6 @@ class AppTemplate:
         bus: str | None = None,
     ) -> list[tuple[FunctionSpec, EventRule]]:
         """The (function, rule) pairs whose pattern matches such an event; `bus` (a logical id) narrows them."""
-        # Imported here: the matcher lives with the bus, which itself imports this module.
-        from agentflow.local.bus import event_matches
-
         event = {"source": source, "detail-type": detail_type, "detail": dict(detail or {})}
         return [
             (spec, rule)
@@ -368,7 +376,8 @@ def load_template(path: Path) -> AppTemplate:
             continue
         props = _merge_globals(function_globals, resource.get("Properties") or {})
         functions[logical_id] = _read_function(logical_id, props, root, resources, glob)
-    return AppTemplate(functions=functions, resources=resources, path=path, globals=glob)
+    parameters: dict[str, Any] = dict(document.get("Parameters") or {})
+    return AppTemplate(functions=functions, resources=resources, path=path, globals=glob, parameters=parameters)
 
 
 # --- environment ---------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
-from agentflow.config import ConfigurationError, Settings
+from agentflow.config import Settings
+from agentflow.errors import ConfigurationError
 from agentflow.executor import Engine, GraphNotFound
 from agentflow.graph import GraphValidationError, Problem, validate_inputs
 from agentflow.store import Item
@@ -222,7 +223,7 @@ def run_scheduled(engine: Engine, port: SchedulerPort, schedule_id: str, schedul
     head = engine.store.get_graph_head(user_id, graph_id)
     if head is None:
         return _disable(engine, port, schedule_id, f"its graph {graph_id} was deleted")
-    version = int(schedule.get("graph_version") or head["active_version"])
+    version = int(schedule.get("graph_version") or head.active_version)
     try:
         started = engine.start_execution(
             user_id,

@@ -90,7 +90,7 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
     head = engine.store.get_graph_head(user_id, graph_id)
     if head is None:
         return _error(404, "not_found", f"the graph of webhook {webhook_id!r} was deleted")
-    version = int(head["active_version"])
+    version = head.active_version
     try:
         graph = engine.load_graph(user_id, graph_id, version)
     except GraphNotFound:
@@ -123,7 +123,7 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
         started = engine.start_execution(user_id, graph_id, version, {}, idempotency_key=key, trigger_payload=payload)
     except GraphValidationError as exc:
         return _error(400, "invalid_request", str(exc), [p.to_dict() for p in exc.problems])
-    execution = engine.store.get_execution(started.execution_id) or {}
+    execution = engine.store.get_execution(started.execution_id)
     logger.info("webhook %s started execution %s (delivery %s)", webhook_id, started.execution_id, delivery)
     return WebhookAnswer(
         202,
@@ -132,7 +132,7 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
             "execution_id": started.execution_id,
             "graph_id": graph_id,
             "graph_version": version,
-            "status": execution.get("status", "QUEUED"),
+            "status": execution.status.value if execution else "QUEUED",
             "created": started.created,
         },
     )

@@ -1,0 +1,28 @@
+"""The project's one exception hierarchy: every error agentflow raises on purpose derives from `AgentflowError`,
+in the few families callers branch on."""
+
+from __future__ import annotations
+
+
+class AgentflowError(Exception):
+    """Base of every error agentflow raises on purpose."""
+
+
+class InvalidInput(AgentflowError, ValueError):
+    """Bad input from a user (a graph, inputs, a crontab, a request): the message names what is wrong."""
+
+
+class NotFound(AgentflowError, LookupError):
+    """Something asked for does not exist (or is not the caller's)."""
+
+
+class Conflict(AgentflowError):
+    """A change the current state forbids (a status transition, a concurrent update that kept losing)."""
+
+
+class ConfigurationError(AgentflowError, RuntimeError):
+    """The environment or a setting is missing or malformed: the message names it."""
+
+
+class ResourceLimit(AgentflowError):
+    """A DynamoDB, EventBridge or size limit was hit: the message says which and by how much."""

@@ -1,0 +1,90 @@
+"""A run's life after its start: finalize (whoever sees `pending` reach 0), the retention of a finished run,
+stop and resume."""
+
+from __future__ import annotations
+
+import logging
+
+from agentflow.clock import epoch_of
+from agentflow.events import OutboundEvent
+from agentflow.executor.base import EngineBase
+from agentflow.statuses import ExecutionStatus, NodeStatus
+from agentflow.store import ExecutionRecord, Store, Transition
+
+logger = logging.getLogger(__name__)
+
+E = ExecutionStatus
+N = NodeStatus
+
+
+class Lifecycle(EngineBase):
+    def _maybe_finalize(self, store: Store, execution_id: str) -> bool:
+        """Finalize a RUNNING run whose pending count is 0; True when this call did it."""
+        execution = store.get_execution(execution_id)
+        if execution is None or execution.status is not E.RUNNING or execution.pending != 0:
+            return False
+        target = E.FAILED if execution.failed_nodes > 0 else E.COMPLETED
+        done = store.transition_execution(
+            execution_id, target, [E.RUNNING], require_pending_zero=True, keep_listed=self._retains
+        )
+        self._ended(store, done)
+        return done.won
+
+    def _fail_run(self, store: Store, execution_id: str, error: str) -> None:
+        """RUNNING -> FAILED for a reason that is not a node's (a missing graph, the node-execution limit)."""
+        failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=error, keep_listed=self._retains)
+        self._ended(store, failed)
+
+    def _ended(self, store: Store, ended: Transition[ExecutionRecord]) -> None:
+        """After a run reached COMPLETED or FAILED: the winner announces it and stamps its retention."""
+        if not ended.won or ended.item is None:
+            return
+        self._publish(store, [self._status_event(ended)])
+        if self._retains:
+            try:
+                self._retire(store, ended.item)
+            except Exception:  # the sweeper finishes it: the run stays on its index until retired
+                logger.exception("retention of %s failed; the sweeper will retry", ended.item.execution_id)
+
+    def _retire(self, store: Store, execution: ExecutionRecord) -> None:
+        ended_at = execution.ended_at or execution.updated_at
+        ended = epoch_of(ended_at) if ended_at else store.clock()
+        expires_at = int(ended + self.settings.retention_seconds)
+        store.retire(execution.execution_id, expires_at, execution.idempotency_pk)
+
+    def stop(self, execution_id: str) -> Transition[ExecutionRecord]:
+        """Stop a run: nodes claimed from now on become TERMINATED and nothing new is queued."""
+        with self._unit(execution_id) as unit:
+            stopped = unit.store.transition_execution(execution_id, E.TERMINATED)
+            if stopped.won:
+                self._publish(unit.store, [self._status_event(stopped)])
+            return stopped
+
+    def resume(self, execution_id: str) -> Transition[ExecutionRecord]:
+        """TERMINATED -> RUNNING, then re-queue every TERMINATED node and re-publish every QUEUED one."""
+        with self._unit(execution_id) as unit:
+            store = unit.store
+            resumed = store.transition_execution(execution_id, E.RUNNING, [E.TERMINATED])
+            if not resumed.won:
+                return resumed
+            events = [self._status_event(resumed)]
+            for node in store.list_nodes(execution_id):
+                node_id, seq = node.node_id, node.seq
+                if node.status is N.TERMINATED:
+                    if store.transition_node(execution_id, node_id, seq, N.QUEUED, [N.TERMINATED]).won:
+                        events.append(OutboundEvent.node_queued(execution_id, node_id, seq))
+                elif node.status is N.QUEUED:
+                    events.append(OutboundEvent.node_queued(execution_id, node_id, seq))
+            self._publish(store, events)
+            self._maybe_finalize(store, execution_id)
+            return resumed
+
+    def _requeue_if_resumed(self, store: Store, execution_id: str, node_id: str, seq: int) -> None:
+        """A resume may have listed the nodes before this one became TERMINATED (it then saw it QUEUED or
+        RUNNING and left it): if the run is RUNNING again, re-queue the node ourselves. Only one of us and the
+        resume wins the TERMINATED -> QUEUED write."""
+        now = store.get_execution(execution_id)
+        if now is not None and now.status is E.RUNNING:
+            requeued = store.transition_node(execution_id, node_id, seq, N.QUEUED, [N.TERMINATED])
+            if requeued.won:
+                self._publish(store, [OutboundEvent.node_queued(execution_id, node_id, seq)])

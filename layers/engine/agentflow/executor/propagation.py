@@ -1,0 +1,107 @@
+"""Propagation: every value a node yields goes down every link that selects it, into the sink's next free slot
+(FIFO per pin); the write that completes a slot queues it. Each delivery's id is recorded in the same write that
+assigns its slot, so a replayed delivery lands in the same slot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentflow.events import OutboundEvent
+from agentflow.executor.base import dumps
+from agentflow.executor.lifecycle import Lifecycle
+from agentflow.graph import Link, ValidGraph
+from agentflow.pins import select_output
+from agentflow.statuses import NodeStatus
+from agentflow.store import NodeRecord, QueueOutcome, Store
+
+N = NodeStatus
+
+
+@dataclass
+class Hop:
+    """One node's propagation: where it writes, which run and graph, and the node events it queued."""
+
+    store: Store
+    execution_id: str
+    graph: ValidGraph
+    queued: list[OutboundEvent] = field(default_factory=list)
+
+
+class Propagation(Lifecycle):
+    def _propagate(
+        self, store: Store, execution_id: str, graph: ValidGraph, node_id: str, seq: int, outputs: Sequence[Any]
+    ) -> bool:
+        """Deliver every output along every link that selects it. False when the execution stopped running."""
+        hop = Hop(store, execution_id, graph)
+        try:
+            for out_index, (pin, value) in enumerate(outputs):
+                for link_index, link in graph.links_from[node_id]:
+                    fires, selected = select_output(pin, value, link.source_name)
+                    if fires and not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
+                        return False
+            return True
+        finally:
+            self._publish(store, hop.queued)
+
+    def _deliver(self, hop: Hop, link: Link, delivery_id: str, value: Any) -> bool:
+        sink = link.sink_id
+        block_id = hop.graph.nodes[sink].block_id
+        delivery = hop.store.deliver(
+            hop.execution_id, sink, block_id, link.sink_name, delivery_id, dumps(value), link.is_static
+        )
+        if not self._try_queue(hop, sink, delivery.slot, delivery.node, delivery.replay):
+            return False
+        if link.is_static and max(delivery.counters.values(), default=0) > 1:
+            # Backfill: slots that were waiting only for this static value can run now.
+            for waiting in hop.store.list_nodes(hop.execution_id, sink, status=N.INCOMPLETE):
+                seq = waiting.seq
+                if seq != delivery.slot and not self._try_queue(hop, sink, seq, waiting, replay=False):
+                    return False
+        return True
+
+    def _try_queue(self, hop: Hop, node_id: str, seq: int, slot: NodeRecord | None, replay: bool) -> bool:
+        """Queue a slot if every linked pin has its value. False only when the execution stopped running."""
+        if slot is None:
+            return True
+        if slot.status is not N.INCOMPLETE:
+            if replay and slot.status is N.QUEUED:  # the first publish may have been lost
+                hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
+            return True
+        data = self._slot_inputs(hop, node_id, slot)
+        if data is None:
+            return True  # still waiting for a value that only a later delivery brings
+        delivered = [pin for pin in hop.graph.linked_pins[node_id] if pin in slot.delivered]
+        result = hop.store.queue_slot(hop.execution_id, node_id, seq, dumps(data), delivered)
+        if result.outcome is QueueOutcome.QUEUED:
+            hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
+            return True
+        if result.outcome is QueueOutcome.ALREADY:
+            return True
+        if result.outcome is QueueOutcome.LIMIT:
+            limit = hop.graph.node_execution_limit
+            error = (
+                f"node execution limit reached: the run queued {limit} node executions "
+                f"(node_execution_limit={limit}); a loop that never ends?"
+            )
+            self._fail_run(hop.store, hop.execution_id, error)
+        return False
+
+    @staticmethod
+    def _slot_inputs(hop: Hop, node_id: str, slot: NodeRecord) -> dict[str, Any] | None:
+        """The slot's inputs (defaults < static values < its own values), or None while a linked pin lacks one."""
+        graph = hop.graph
+        linked = graph.linked_pins[node_id]
+        own = {pin: json.loads(value) for pin, value in slot.delivered.items() if pin in linked}
+        missing = linked - own.keys()
+        if missing:
+            if not missing <= graph.static_pins[node_id]:
+                return None
+            statics = hop.store.get_pins(hop.execution_id, node_id).statics
+            for pin in missing:
+                if pin not in statics:
+                    return None
+                own[pin] = json.loads(statics[pin])
+        return {**graph.nodes[node_id].input_default, **own}

@@ -1,0 +1,105 @@
+"""Starting a run: validate the graph and inputs (every problem reported at once), write the execution and its
+starting nodes, then INCOMPLETE -> QUEUED; only the winner of that transition publishes the starting nodes. An
+idempotency key makes a repeated start find the same execution."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from agentflow.blocks.sdk import BlockType
+from agentflow.events import OutboundEvent
+from agentflow.executor.base import StartResult, dumps
+from agentflow.executor.node import NodeRunning
+from agentflow.graph import GraphValidationError, Problem, ValidGraph, validate_inputs
+from agentflow.statuses import ExecutionStatus, NodeStatus
+from agentflow.store import Store
+
+MAX_START_BYTES = 100_000  # a run's inputs travel in node items (400 KB each) beside their outputs
+
+E = ExecutionStatus
+N = NodeStatus
+
+
+def _check_start(graph: ValidGraph, inputs: Mapping[str, Any], trigger_payload: Mapping[str, Any] | None) -> str:
+    """The inputs as JSON, once the graph can start with them and this payload; GraphValidationError if not."""
+    trigger = graph.trigger_node
+    if trigger is not None and trigger_payload is None:
+        problem = Problem(
+            "this graph starts only from its webhook (create one with POST /graphs/{id}/webhooks)", trigger.id
+        )
+        raise GraphValidationError([problem], what="start")
+    if trigger is None and trigger_payload is not None:
+        raise GraphValidationError([Problem("this graph has no trigger block to receive a webhook")], what="start")
+    validate_inputs(graph, inputs)
+    try:
+        inputs_json = dumps(dict(inputs))
+        payload_json = dumps(dict(trigger_payload or {}))
+    except (TypeError, ValueError) as exc:
+        raise GraphValidationError([Problem(f"inputs are not JSON: {exc}")], what="inputs") from exc
+    for what, text in (("inputs", inputs_json), ("webhook payload", payload_json)):
+        if len(text.encode()) > MAX_START_BYTES:
+            problem = Problem(f"the {what} are {len(text.encode())} bytes as JSON; the limit is {MAX_START_BYTES}")
+            raise GraphValidationError([problem], what="inputs")
+    return inputs_json
+
+
+def _start_nodes(
+    graph: ValidGraph, inputs: Mapping[str, Any], trigger_payload: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    trigger = graph.trigger_node
+    nodes = []
+    for node in graph.starting_nodes:
+        data = dict(node.input_default)
+        if graph.block(node.id).block_type is BlockType.INPUT and node.input_default.get("name") in inputs:
+            data["value"] = inputs[node.input_default["name"]]
+        if trigger is not None and node.id == trigger.id:
+            data["payload"] = dict(trigger_payload or {})
+        nodes.append({"node_id": node.id, "seq": 0, "block_id": node.block_id, "inputs": dumps(data)})
+    return nodes
+
+
+class Starting(NodeRunning):
+    def start_execution(
+        self,
+        user_id: str,
+        graph_id: str,
+        graph_version: int,
+        inputs: Mapping[str, Any],
+        idempotency_key: str | None = None,
+        trigger_payload: Mapping[str, Any] | None = None,
+    ) -> StartResult:
+        """Start a run. A graph with a trigger block starts only with `trigger_payload` (from its webhook)."""
+        with self._unit() as unit:
+            store = unit.store
+            graph = self.load_graph(user_id, graph_id, graph_version, store)
+            inputs_json = _check_start(graph, inputs, trigger_payload)
+            if idempotency_key is not None:
+                existing = store.find_idempotent_execution(user_id, idempotency_key)
+                if existing is not None:
+                    unit.execution_id = existing
+                    self._publish_start(store, existing)  # finishes a start that died before publishing
+                    return StartResult(existing, created=False)
+            execution = {
+                "execution_id": str(uuid.uuid4()),
+                "user_id": user_id,
+                "graph_id": graph_id,
+                "graph_version": graph_version,
+                "node_limit": graph.node_execution_limit,
+            }
+            start_nodes = _start_nodes(graph, inputs, trigger_payload)
+            execution_id, created = store.create_execution(execution, inputs_json, start_nodes, idempotency_key)
+            unit.execution_id = execution_id
+            self._publish_start(store, execution_id)
+            return StartResult(execution_id, created)
+
+    def _publish_start(self, store: Store, execution_id: str) -> None:
+        moved = store.transition_execution(execution_id, E.QUEUED, [E.INCOMPLETE])
+        if not moved.won:
+            return  # another starter won and publishes
+        events = [
+            OutboundEvent.node_queued(execution_id, n.node_id, n.seq)
+            for n in store.list_nodes(execution_id, status=N.QUEUED)
+        ]
+        self._publish(store, [*events, self._status_event(moved)])

@@ -1,0 +1,124 @@
+"""The sweeper: every minute, move on whatever a crash left behind (README, "How a run executes", step 7), and
+the local stack's recovery of the runs a dead process left."""
+
+from __future__ import annotations
+
+import logging
+
+from agentflow.events import OutboundEvent
+from agentflow.executor.base import SweepReport, age_seconds
+from agentflow.executor.start import Starting
+from agentflow.statuses import ExecutionStatus, NodeStatus
+from agentflow.store import ExecutionRecord, NodeRecord, Store
+
+logger = logging.getLogger(__name__)
+
+E = ExecutionStatus
+N = NodeStatus
+UNFINISHED = (N.QUEUED, N.RUNNING, N.TERMINATED)  # what `pending` counts
+
+
+class Sweeping(Starting):
+    def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
+        """Move on every run that something left behind: a start that died before publishing, node events that
+        were lost, leases that expired (the claim takes them over, or fails the node after the attempt limit),
+        runs drained to pending = 0 that nobody finalized, pending counts that disagree with the node items, and
+        finished runs whose retention was cut short. Safe to run any number of times, beside the executors."""
+        report = SweepReport()
+        now = self.store.clock() if now is None else now
+        for execution in self.store.list_active_executions():
+            report.executions += 1
+            try:
+                with self._unit(execution.execution_id) as unit:
+                    self._sweep_execution(unit.store, execution, stale_after_seconds, now, report)
+            except Exception:  # one broken run must not stop the sweep of the others
+                logger.exception("sweeping execution %s failed", execution.execution_id)
+        return report
+
+    def recover_abandoned(self) -> SweepReport:
+        """Move on at once every run that a dead process left: take over the leases it held, then sweep with
+        no stale threshold. Only for a store no other live process works on (the local stack that owns its
+        data folder), since it voids every lease."""
+        for execution in self.store.list_active_executions():
+            execution_id = execution.execution_id
+            for node in self.store.list_nodes(execution_id, status=N.RUNNING):
+                self.store.release_lease(execution_id, node.node_id, node.seq, node.attempts)
+        return self.sweep(stale_after_seconds=0)
+
+    def _sweep_execution(
+        self, store: Store, execution: ExecutionRecord, stale_after: float, now: float, report: SweepReport
+    ) -> None:
+        execution_id = execution.execution_id
+        status = execution.status
+        if status is E.INCOMPLETE:
+            if age_seconds(execution.created_at, now) > stale_after:
+                self._publish_start(store, execution_id)
+                report.started += 1
+            return
+        if status in (E.COMPLETED, E.FAILED):  # ended, but its retention was not stamped
+            if self._retains:
+                self._retire(store, execution)
+                report.retired += 1
+            else:  # retention was switched off since it ended: keep it forever, off the index
+                store.retire(execution_id, None, None)
+            return
+        if status not in (E.QUEUED, E.RUNNING):
+            return
+        nodes = store.list_nodes(execution_id)
+        lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
+        if status is E.RUNNING:
+            lost += self._requeue_left_behind(store, execution_id, nodes, stale_after, now)
+        events = [OutboundEvent.node_queued(execution_id, n.node_id, n.seq) for n in lost]
+        self._publish(store, events)
+        report.republished += len(events)
+        pending = self._checked_pending(store, execution, nodes, stale_after, now, report)
+        if status is E.RUNNING and pending == 0 and self._maybe_finalize(store, execution_id):
+            report.finalized += 1
+
+    @staticmethod
+    def _requeue_left_behind(
+        store: Store, execution_id: str, nodes: list[NodeRecord], stale_after: float, now: float
+    ) -> list[NodeRecord]:
+        """A TERMINATED node in a RUNNING run was left behind by a stop/resume race: queue it again."""
+        moved = []
+        for node in nodes:
+            if node.status is not N.TERMINATED or age_seconds(node.updated_at, now) <= stale_after:
+                continue
+            if store.transition_node(execution_id, node.node_id, node.seq, N.QUEUED, [N.TERMINATED]).won:
+                moved.append(node)
+        return moved
+
+    @staticmethod
+    def _checked_pending(
+        store: Store,
+        execution: ExecutionRecord,
+        nodes: list[NodeRecord],
+        stale_after: float,
+        now: float,
+        report: SweepReport,
+    ) -> int:
+        """`pending`, repaired to what the node items say when they disagree and the run has been quiet."""
+        counted = sum(1 for n in nodes if n.status in UNFINISHED)
+        pending = execution.pending
+        quiet = (
+            all(age_seconds(n.updated_at or n.queued_at, now) > stale_after for n in nodes)
+            and age_seconds(execution.updated_at, now) > stale_after
+        )
+        if pending != counted and quiet:
+            logger.error(
+                "execution %s: pending is %d but %d node executions are unfinished; repairing",
+                execution.execution_id,
+                pending,
+                counted,
+            )
+            if store.repair_pending(execution.execution_id, pending, counted):
+                report.repaired += 1
+                return counted
+        return pending
+
+    @staticmethod
+    def _looks_lost(node: NodeRecord, stale_after: float, now: float) -> bool:
+        """A QUEUED node nobody claimed for a while, or a RUNNING node whose worker's lease ran out."""
+        if node.status is N.QUEUED:
+            return age_seconds(node.updated_at or node.queued_at, now) > stale_after
+        return node.status is N.RUNNING and node.lease_until < now * 1000

@@ -1,0 +1,54 @@
+"""The store: the only code that speaks DynamoDB. Its parts, each a module of this package, share one metered
+table (`dynamo`); `Store` is all of them together (docs/architecture.md, "The store").
+
+- `dynamo`: plumbing (values, expressions, metered calls, pagination, transactions);
+- `transitions`: status writes, each one conditional write built from the state-machine tables;
+- `runs`: a run's other items (creation, reads, results, costs, sweeper queries, retention);
+- `deliveries`: values delivered to node slots, idempotently;
+- `catalog`: graphs, versions, webhooks, schedules and API keys;
+- `records`: the typed records the store returns (executions, node executions, pins, graph heads, a whole run),
+  so the item layout is known only here. Webhooks, schedules and API keys are still plain dicts of attributes.
+"""
+
+from __future__ import annotations
+
+from agentflow.store.catalog import Catalog, InvalidCursor
+from agentflow.store.deliveries import Deliveries, Delivery
+from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
+from agentflow.store.records import (
+    ExecutionPage,
+    ExecutionRecord,
+    GraphHead,
+    GraphVersion,
+    NodeRecord,
+    PinsRecord,
+    RecordedOutput,
+    RunSnapshot,
+)
+from agentflow.store.runs import RunItems
+from agentflow.store.transitions import QueueOutcome, QueueResult, StatusWrites
+
+__all__ = [
+    "Delivery",
+    "ExecutionPage",
+    "ExecutionRecord",
+    "GraphHead",
+    "GraphVersion",
+    "InvalidCursor",
+    "Item",
+    "ItemTooLarge",
+    "Meter",
+    "NodeRecord",
+    "PinsRecord",
+    "QueueOutcome",
+    "QueueResult",
+    "RecordedOutput",
+    "RunSnapshot",
+    "Store",
+    "Transition",
+    "dynamodb_client",
+]
+
+
+class Store(StatusWrites, RunItems, Deliveries, Catalog):
+    """Every part of the store over one table, one meter and one clock."""

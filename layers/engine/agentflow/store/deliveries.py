@@ -1,0 +1,92 @@
+"""Deliveries: a value sent down a link lands in the k-th slot of its sink's pin (FIFO per pin), idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from agentflow import keys
+from agentflow.statuses import NodeStatus
+from agentflow.store.dynamo import Expr, Table, update_expression
+from agentflow.store.records import NodeRecord, PinsRecord
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where one delivered value landed: its slot, and the slot's node item after (or, on a replay, before) it."""
+
+    slot: int
+    replay: bool
+    node: NodeRecord | None
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+class Deliveries(Table):
+    def deliver(
+        self,
+        execution_id: str,
+        node_id: str,
+        block_id: str,
+        pin: str,
+        delivery_id: str,
+        value_json: str,
+        static: bool,
+    ) -> Delivery:
+        """Deliver one value to a pin of a node: the k-th value of the pin fills slot k (FIFO per pin).
+
+        Idempotent: the delivery id and its slot are recorded in the same write that bumps the pin's counter;
+        a replay finds its slot in ALL_OLD and rewrites nothing. A static pin also keeps its latest value.
+        """
+        pk = keys.execution_pk(execution_id)
+        expr = Expr()
+        counter, record = expr.n(keys.COUNTER + pin), expr.n(keys.DELIVERY + delivery_id)
+        zero = expr.v(0)
+        sets = [
+            f"{counter} = if_not_exists({counter}, {zero}) + {expr.v(1)}",
+            f"{record} = if_not_exists({counter}, {zero})",
+        ]
+        if static:
+            sets.append(f"{expr.n(keys.STATIC + pin)} = {expr.v(value_json)}")
+        result = self._conditional_update(
+            {
+                "TableName": self.table,
+                "Key": self._key(pk, keys.pins_sk(node_id)),
+                "UpdateExpression": update_expression(sets, [], []),
+                "ConditionExpression": f"attribute_not_exists({record})",
+                **expr.params(),
+            }
+        )
+        assert result.item is not None
+        slot = int(result.item[keys.DELIVERY + delivery_id])
+        counters = PinsRecord.from_item(result.item).counters
+        replay = not result.won
+
+        # Write the value into its slot, creating the slot's node item on its first value.
+        ne = Expr()
+        pin_attr = ne.n(keys.PIN_VALUE + pin)
+        status = ne.n("status")
+        now = self._now()
+        slot_sets = [
+            f"{pin_attr} = {ne.v(value_json)}",
+            f"{status} = if_not_exists({status}, {ne.v(NodeStatus.INCOMPLETE.value)})",  # creation, not a transition
+            f"{ne.n('node_id')} = {ne.v(node_id)}",
+            f"{ne.n('seq')} = {ne.v(slot)}",
+            f"{ne.n('block_id')} = {ne.v(block_id)}",
+            f"{ne.n('attempts')} = if_not_exists({ne.n('attempts')}, {ne.v(0)})",
+            f"{ne.n('created_at')} = if_not_exists({ne.n('created_at')}, {ne.v(now)})",
+        ]
+        slot_result = self._conditional_update(
+            {
+                "TableName": self.table,
+                "Key": self._key(pk, keys.node_sk(node_id, slot)),
+                "UpdateExpression": update_expression(slot_sets, [f"{ne.n('filled')} {ne.v({pin})}"], []),
+                "ConditionExpression": f"attribute_not_exists({pin_attr}) AND "
+                f"(attribute_not_exists({status}) OR {status} = {ne.v(NodeStatus.INCOMPLETE.value)})",
+                **ne.params(),
+            }
+        )
+        node = None if slot_result.item is None else NodeRecord.from_item(slot_result.item)
+        return Delivery(slot=slot, replay=replay or not slot_result.won, node=node, counters=counters)
+
+    def get_pins(self, execution_id: str, node_id: str) -> PinsRecord:
+        return PinsRecord.from_item(self._get(keys.execution_pk(execution_id), keys.pins_sk(node_id)))

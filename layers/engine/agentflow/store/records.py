@@ -1,0 +1,190 @@
+"""Typed records: what the store hands upward instead of raw items, so the item layout (attribute names, pin-value
+prefixes, sort keys) is known only inside the store. Each is built from an item by `from_item`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentflow import keys
+from agentflow.statuses import ExecutionStatus, NodeStatus
+
+Item = dict[str, Any]
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """An execution's META item: its status, counters and history."""
+
+    execution_id: str
+    user_id: str
+    graph_id: str
+    graph_version: int
+    status: ExecutionStatus
+    pending: int = 0
+    node_count: int = 0
+    node_limit: int = 0
+    failed_nodes: int = 0
+    error: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    history: tuple[Mapping[str, Any], ...] = ()
+    idempotency_pk: str | None = None  # the item of its Idempotency-Key, which expires with it
+    listed: bool = False  # on the sweeper's index (unfinished, or finished with its retention not stamped)
+    expires_at: int | None = None
+
+    @staticmethod
+    def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
+        return ExecutionRecord(
+            execution_id=str(item.get("execution_id") or str(item["PK"]).removeprefix("EXEC#")),
+            user_id=str(item.get("user_id", "")),
+            graph_id=str(item.get("graph_id", "")),
+            graph_version=int(item.get("graph_version", 0)),
+            status=ExecutionStatus(item["status"]),
+            pending=int(item.get("pending", 0)),
+            node_count=int(item.get("node_count", 0)),
+            node_limit=int(item.get("node_limit", 0)),
+            failed_nodes=int(item.get("failed_nodes", 0)),
+            error=_opt_str(item.get("error")),
+            created_at=_opt_str(item.get("created_at")),
+            updated_at=_opt_str(item.get("updated_at")),
+            started_at=_opt_str(item.get("started_at")),
+            ended_at=_opt_str(item.get("ended_at")),
+            history=tuple(item.get("history") or ()),
+            idempotency_pk=_opt_str(item.get("idempotency_pk")),
+            listed="GSI2PK" in item,
+            expires_at=None if item.get("expires_at") is None else int(item["expires_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node execution (a slot of a node): its status, its inputs once queued, its saved outputs."""
+
+    node_id: str
+    seq: int
+    block_id: str
+    status: NodeStatus
+    attempts: int = 0
+    inputs: str | None = None  # JSON, set when the slot is queued
+    outputs: str | None = None  # JSON list of [pin, value], saved before they propagate
+    error: str | None = None
+    lease_until: int = 0  # epoch milliseconds
+    created_at: str | None = None
+    queued_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    updated_at: str | None = None
+    delivered: Mapping[str, str] = field(default_factory=dict)  # pin -> JSON value, while the slot waits
+
+    @property
+    def has_outputs(self) -> bool:
+        return self.outputs is not None
+
+    def delivered_values(self) -> dict[str, Any]:
+        return {pin: json.loads(value) for pin, value in self.delivered.items()}
+
+    @staticmethod
+    def from_item(item: Mapping[str, Any]) -> NodeRecord:
+        node_id, seq = item.get("node_id"), item.get("seq")
+        if node_id is None or seq is None:  # written without them: the sort key NODE#<node id>#<seq> has both
+            node_id, _, seq = str(item["SK"]).removeprefix(keys.node_prefix()).rpartition("#")
+        return NodeRecord(
+            node_id=str(node_id),
+            seq=int(seq),
+            block_id=str(item.get("block_id", "")),
+            status=NodeStatus(item["status"]),
+            attempts=int(item.get("attempts", 0)),
+            inputs=_opt_str(item.get("inputs")),
+            outputs=_opt_str(item.get("outputs")),
+            error=_opt_str(item.get("error")),
+            lease_until=int(item.get("lease_until", 0)),
+            created_at=_opt_str(item.get("created_at")),
+            queued_at=_opt_str(item.get("queued_at")),
+            started_at=_opt_str(item.get("started_at")),
+            ended_at=_opt_str(item.get("ended_at")),
+            updated_at=_opt_str(item.get("updated_at")),
+            delivered={k[len(keys.PIN_VALUE) :]: str(v) for k, v in item.items() if k.startswith(keys.PIN_VALUE)},
+        )
+
+
+@dataclass(frozen=True)
+class PinsRecord:
+    """A node's delivery bookkeeping: deliveries per pin so far, and the latest value of each static pin."""
+
+    counters: Mapping[str, int] = field(default_factory=dict)
+    statics: Mapping[str, str] = field(default_factory=dict)  # pin -> JSON value
+
+    @staticmethod
+    def from_item(item: Mapping[str, Any] | None) -> PinsRecord:
+        item = item or {}
+        return PinsRecord(
+            counters={k[len(keys.COUNTER) :]: int(v) for k, v in item.items() if k.startswith(keys.COUNTER)},
+            statics={k[len(keys.STATIC) :]: str(v) for k, v in item.items() if k.startswith(keys.STATIC)},
+        )
+
+
+@dataclass(frozen=True)
+class GraphHead:
+    """A graph: its name and which of its immutable versions is the latest and the active one."""
+
+    graph_id: str
+    name: str
+    latest_version: int
+    active_version: int
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @staticmethod
+    def from_item(item: Mapping[str, Any]) -> GraphHead:
+        return GraphHead(
+            graph_id=str(item["graph_id"]),
+            name=str(item.get("name", "")),
+            latest_version=int(item["latest_version"]),
+            active_version=int(item["active_version"]),
+            created_at=_opt_str(item.get("created_at")),
+            updated_at=_opt_str(item.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class GraphVersion:
+    graph_id: str
+    version: int
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedOutput:
+    """One value a graph output node recorded."""
+
+    name: str
+    value: str  # JSON
+    recorded_at: str
+    node_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """Every item of one run, read in one query, sorted by kind."""
+
+    execution: ExecutionRecord
+    nodes: list[NodeRecord]
+    stats: Mapping[str, Any]
+    inputs: str | None  # JSON
+    outputs: list[RecordedOutput]  # in the order they were recorded
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    executions: list[ExecutionRecord]
+    cursor: str | None  # opaque: pass it back for the next page; None on the last page

@@ -1,0 +1,290 @@
+"""Status writes, the only writers of `status`: every change is one conditional UpdateItem (or one action of a
+TransactWriteItems) whose condition is built from the tables in `agentflow.statuses`, and asks for
+ReturnValuesOnConditionCheckFailure=ALL_OLD so a lost race hands back the current item with no second read
+(docs/architecture.md, "State machines")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from agentflow import keys
+from agentflow.statuses import (
+    EXECUTION_TRANSITIONS,
+    NODE_TRANSITIONS,
+    ExecutionStatus,
+    NodeStatus,
+    allowed_sources,
+    check_transition,
+    require_reachable,
+)
+from agentflow.store.dynamo import Expr, Table, Transition, serialize, update_expression
+from agentflow.store.records import ExecutionRecord, NodeRecord
+
+
+class QueueOutcome(StrEnum):
+    QUEUED = "queued"  # this caller moved the slot INCOMPLETE -> QUEUED and counted it in
+    ALREADY = "already"  # someone else did (or the slot left INCOMPLETE otherwise)
+    BLOCKED = "blocked"  # the execution is not RUNNING (stopped, or already ended)
+    LIMIT = "limit"  # the node-execution limit is reached
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    outcome: QueueOutcome
+    node: NodeRecord | None = None
+    execution: ExecutionRecord | None = None
+
+
+def _sources[S: StrEnum](table: Mapping[S, frozenset[S]], target: S, sources: Iterable[S] | None) -> frozenset[S]:
+    if sources is None:
+        return require_reachable(table, target)
+    chosen = frozenset(sources)
+    for source in chosen:
+        check_transition(table, source, target)
+    if not chosen:
+        raise ValueError(f"status transition to {target.value} needs at least one source status")
+    return chosen
+
+
+class StatusWrites(Table):
+    # -- status transitions: the only writers of `status`
+
+    def _status_update(
+        self,
+        pk: str,
+        sk: str,
+        table: Mapping[Any, frozenset[Any]],
+        target: StrEnum,
+        sources: Iterable[StrEnum] | None,
+        *,
+        expr: Expr | None = None,
+        sets: list[str] | None = None,
+        adds: list[str] | None = None,
+        removes: list[str] | None = None,
+        condition: str | None = None,
+        history: bool = False,
+    ) -> dict[str, Any]:
+        """UpdateItem parameters for one status change, its condition built from the state-machine table."""
+        expr = expr or Expr()
+        chosen = _sources(table, target, sources)
+        now = self._now()
+        all_sets = [f"{expr.n('status')} = {expr.v(target.value)}", f"{expr.n('updated_at')} = {expr.v(now)}"]
+        if history:
+            entry = expr.v([{"status": target.value, "at": now}])
+            all_sets.append(f"{expr.n('history')} = list_append({expr.n('history')}, {entry})")
+        all_sets.extend(sets or [])
+        conditions = [expr.status_in(chosen)]
+        if condition:
+            conditions.append(f"({condition})")
+        return {
+            "TableName": self.table,
+            "Key": self._key(pk, sk),
+            "UpdateExpression": update_expression(all_sets, adds or [], removes or []),
+            "ConditionExpression": " AND ".join(conditions),
+            **expr.params(),
+        }
+
+    def transition_execution(
+        self,
+        execution_id: str,
+        target: ExecutionStatus,
+        sources: Iterable[ExecutionStatus] | None = None,
+        *,
+        error: str | None = None,
+        require_pending_zero: bool = False,
+        keep_listed: bool = False,
+    ) -> Transition[ExecutionRecord]:
+        """Move an execution to `target` from `sources` (default: every source the table allows). A run that
+        ends leaves the sweeper's index, unless `keep_listed` (its retention is stamped later: `retire`)."""
+        expr = Expr()
+        sets = []
+        if error is not None:
+            sets.append(f"{expr.n('error')} = if_not_exists({expr.n('error')}, {expr.v(error)})")
+        if target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+            sets.append(f"{expr.n('ended_at')} = {expr.v(self._now())}")
+        if target is ExecutionStatus.RUNNING:
+            sets.append(f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(self._now())})")
+        removes = []
+        ending = target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED)
+        if keep_listed and ending:
+            pass  # stays on the sweeper's index until `retire` stamps its items
+        elif ending or target is ExecutionStatus.TERMINATED:
+            removes = [expr.n("GSI2PK"), expr.n("GSI2SK")]  # off the sweeper's index while finished or stopped
+        else:
+            sets.append(f"{expr.n('GSI2PK')} = {expr.v(keys.active_shard(execution_id))}")
+            sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{self._now()}#{execution_id}')}")
+        condition = f"{expr.n('pending')} = {expr.v(0)}" if require_pending_zero else None
+        params = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.META,
+            EXECUTION_TRANSITIONS,
+            target,
+            sources,
+            expr=expr,
+            sets=sets,
+            removes=removes,
+            condition=condition,
+            history=True,
+        )
+        return self._conditional_update(params).typed(ExecutionRecord.from_item)
+
+    def transition_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        target: NodeStatus,
+        sources: Iterable[NodeStatus] | None = None,
+    ) -> Transition[NodeRecord]:
+        """A plain node status change (stop, resume). Claims, queueing and finishing have their own methods."""
+        if target is NodeStatus.RUNNING:
+            raise ValueError("a node enters RUNNING only through claim_node, which holds the lease")
+        params = self._status_update(
+            keys.execution_pk(execution_id), keys.node_sk(node_id, seq), NODE_TRANSITIONS, target, sources
+        )
+        return self._conditional_update(params).typed(NodeRecord.from_item)
+
+    def claim_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float) -> Transition[NodeRecord]:
+        """QUEUED -> RUNNING, or take over a RUNNING node whose lease expired; attempts + 1."""
+        expr = Expr()
+        now_ms = int(self.clock() * 1000)
+        sources = allowed_sources(NODE_TRANSITIONS, NodeStatus.RUNNING)  # QUEUED, RUNNING (expired lease only)
+        fresh = [s for s in sources if s is not NodeStatus.RUNNING]
+        lease_guard = (
+            f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)} AND {expr.n('lease_until')} < {expr.v(now_ms)}"
+        )
+        status_expr = expr.status_in(fresh)
+        sets = [
+            f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)}",
+            f"{expr.n('updated_at')} = {expr.v(self._now())}",
+            f"{expr.n('lease_until')} = {expr.v(now_ms + int(lease_seconds * 1000))}",
+            f"{expr.n('started_at')} = if_not_exists({expr.n('started_at')}, {expr.v(self._now())})",
+        ]
+        params = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
+            "UpdateExpression": update_expression(sets, [f"{expr.n('attempts')} {expr.v(1)}"], []),
+            "ConditionExpression": f"({status_expr}) OR ({lease_guard})",
+            **expr.params(),
+        }
+        return self._conditional_update(params).typed(NodeRecord.from_item)
+
+    def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool:
+        """Expire the lease of a RUNNING node at once (its worker is known to be dead), so the next claim may
+        take it over. Only the lease of that attempt: a worker that claimed it since keeps its own."""
+        expr = Expr()
+        params = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
+            "UpdateExpression": f"SET {expr.n('lease_until')} = {expr.v(0)}",
+            "ConditionExpression": f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)} AND "
+            f"{expr.n('attempts')} = {expr.v(attempt)}",
+            **expr.params(),
+        }
+        return self._conditional_update(params).won
+
+    def queue_slot(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        inputs_json: str,
+        delivered_pins: Iterable[str],
+    ) -> QueueResult:
+        """INCOMPLETE -> QUEUED for a slot whose inputs are complete, counted into `pending` and `node_count`
+        in the same transaction, only while the execution is RUNNING and under its node-execution limit."""
+        expr = Expr()
+        removes = [expr.n(keys.PIN_VALUE + pin) for pin in delivered_pins] + [expr.n("filled")]
+        node_update = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            NodeStatus.QUEUED,
+            [NodeStatus.INCOMPLETE],
+            expr=expr,
+            sets=[
+                f"{expr.n('inputs')} = {expr.v(inputs_json)}",
+                f"{expr.n('queued_at')} = {expr.v(self._now())}",
+            ],
+            removes=removes,
+        )
+        node_update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        ex = Expr()
+        exec_update = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": f"ADD {ex.n('pending')} {ex.v(1)}, {ex.n('node_count')} {ex.v(1)}",
+            "ConditionExpression": f"{ex.n('status')} = {ex.v(ExecutionStatus.RUNNING.value)} AND "
+            f"{ex.n('node_count')} < {ex.n('node_limit')}",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **ex.params(),
+        }
+        failed = self._transact([{"Update": node_update}, {"Update": exec_update}])
+        if failed is None:
+            return QueueResult(QueueOutcome.QUEUED)
+        node_now, exec_item = failed[0], failed[1] if len(failed) > 1 else None
+        if node_now is not None:
+            return QueueResult(QueueOutcome.ALREADY, node=NodeRecord.from_item(node_now))
+        exec_now = None if exec_item is None else ExecutionRecord.from_item(exec_item)
+        if exec_now is not None and exec_now.status is not ExecutionStatus.RUNNING:
+            return QueueResult(QueueOutcome.BLOCKED, execution=exec_now)
+        return QueueResult(QueueOutcome.LIMIT, execution=exec_now)
+
+    def finish_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        target: NodeStatus,
+        *,
+        unhandled_error: str | None = None,
+        recorded_output: tuple[str, str] | None = None,
+    ) -> bool:
+        """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
+        keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish."""
+        expr = Expr()
+        node_update = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            target,
+            [NodeStatus.RUNNING],
+            expr=expr,
+            sets=[f"{expr.n('ended_at')} = {expr.v(self._now())}"],
+            removes=[expr.n("lease_until")],
+            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
+        )
+        if target is NodeStatus.TERMINATED:
+            return self._conditional_update(node_update).won
+        ex = Expr()
+        adds = [f"{ex.n('pending')} {ex.v(-1)}"]
+        sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
+        if unhandled_error is not None:
+            adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
+            sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
+        exec_update = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": update_expression(sets, adds, []),
+            **ex.params(),
+        }
+        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
+        if recorded_output is not None:
+            name, value_json = recorded_output
+            output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
+                            **{k: serialize(v) for k, v in output.items()},
+                        },
+                    }
+                }
+            )
+        return self._transact(actions) is None
