@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bench
-from agentflow.local.dynamodb import DynamoDBLocal, DynamoDBLocalError, find_jar, project_root
+from agentflow_local.dynamodb import DynamoDBLocal, DynamoDBLocalError, find_jar, project_root
 from bench import graphs, startup
 from bench.costs import cost_of
 from bench.probes import Probe

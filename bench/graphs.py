@@ -1,4 +1,5 @@
-"""The benchmark graphs of DESIGN §12, in the AutoGPT export format (block names resolve to UUIDs on validation).
+"""The benchmark graphs of README "Performance and cost", in the AutoGPT export format (block names resolve to
+UUIDs on validation).
 
 Built here rather than imported from tests/, so test helpers can change without breaking the benchmark.
 """

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.graph import validate_graph
-from agentflow.local.bus import Delivery
-from agentflow.local.stack import LocalStack, LocalStackConfig
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Store
+from agentflow_local.bus import Delivery
+from agentflow_local.stack import LocalStack, LocalStackConfig
 from bench import dynamo
 from bench.graphs import Scenario
 from bench.probes import Probe, Recording, Request

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from agentflow.local.template import FunctionSpec, TemplateError, load_template, resolve_environment
+from agentflow_local.template import FunctionSpec, TemplateError, load_template, resolve_environment
 
 # Imports the handler the way Lambda does (code folder first on sys.path, module `app`) and times only the import.
 _IMPORT_SCRIPT = """

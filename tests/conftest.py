@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
-from agentflow.local.template import load_template
+from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
+from agentflow_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +65,7 @@ class ApiServer:
     def create_key(self, user: str) -> str:
         """`agentflow keys create --user USER`, as a user would run it beside the running stack."""
         done = subprocess.run(
-            [sys.executable, "-m", "agentflow.cli", "keys", "create", "--user", user],
+            [sys.executable, "-m", "agentflow_local.cli", "keys", "create", "--user", user],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -81,47 +78,16 @@ class ApiServer:
 
 @pytest.fixture(scope="session")
 def api_server(dynamodb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    from agentflow.local.dynamodb import free_port
+    from tests.support.serving import serve_env, start_serve
 
-    port = free_port()
     local = tmp_path_factory.mktemp("agentflow-local")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env |= {
-        "AGENTFLOW_DYNAMODB_ENDPOINT": dynamodb_local.endpoint,
-        "AGENTFLOW_TABLE": f"api-{uuid.uuid4().hex[:10]}",
-        "AGENTFLOW_LOCAL_DIR": str(local),
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agentflow.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        banner.append(line)
-        if line.startswith("Ctrl-C"):
-            break
-    text = "".join(banner)
-    assert "Ctrl-C" in text, f"agentflow serve did not start:\n{text}"
-    key = (local / "dev-api-key").read_text().strip()
-    # keep draining output so the server never blocks on a full pipe
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    table = f"api-{uuid.uuid4().hex[:10]}"
+    env = serve_env(local, AGENTFLOW_DYNAMODB_ENDPOINT=dynamodb_local.endpoint, AGENTFLOW_TABLE=table)
+    served = start_serve(env)
     try:
-        yield ApiServer(f"http://127.0.0.1:{port}", key, env, process)
+        yield ApiServer(served.url, served.key, env, served.process)
     finally:
-        process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            served.interrupt(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            served.process.kill()

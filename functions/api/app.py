@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,9 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentflow.api.app import build_app, handle
 from agentflow.runtime import current_runtime
 
-logger = Logger()
-copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 RUNTIME = current_runtime()
+logger = RUNTIME.logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 app = build_app(RUNTIME.engine, RUNTIME.scheduler)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -18,9 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentflow.events import NodeExecutionQueuedDetail
 from agentflow.runtime import current_runtime
 
-logger = Logger()
-copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 RUNTIME = current_runtime()
+logger = RUNTIME.logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 ENGINE = RUNTIME.engine
 metrics = RUNTIME.metrics("agentflow")
 LEASE_MARGIN_MS = 5_000  # finish the bookkeeping before Lambda's own timeout

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,9 +13,9 @@ from pydantic import BaseModel, Field
 from agentflow.runtime import current_runtime
 from agentflow.triggers.schedules import run_scheduled
 
-logger = Logger()
-copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 RUNTIME = current_runtime()
+logger = RUNTIME.logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 ENGINE = RUNTIME.engine
 SCHEDULER = RUNTIME.scheduler()
 

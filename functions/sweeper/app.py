@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentflow.runtime import current_runtime
 
-logger = Logger()
-copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 RUNTIME = current_runtime()
+logger = RUNTIME.logger()
+copy_config_to_registered_loggers(source_logger=logger, include={"agentflow"})
 ENGINE = RUNTIME.engine
 metrics = RUNTIME.metrics("agentflow")
 

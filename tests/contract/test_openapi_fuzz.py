@@ -39,7 +39,7 @@ from schemathesis.config import OutputConfig, SanitizationConfig, SchemathesisCo
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
-from agentflow.local.template import load_template
+from agentflow_local.template import load_template
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy

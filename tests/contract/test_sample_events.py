@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from agentflow.local.dynamodb import ensure_table
-from agentflow.local.lambda_runtime import FakeLambdaContext, load_handler
-from agentflow.local.template import FunctionSpec, load_template
+from agentflow_local.dynamodb import ensure_table
+from agentflow_local.lambda_runtime import FakeLambdaContext, load_handler
+from agentflow_local.template import FunctionSpec, load_template
 from tests import graphs
 from tests.conftest import table_properties
 

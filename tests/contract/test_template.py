@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agentflow.events import NODE_EXECUTION_QUEUED, SOURCE
-from agentflow.local.bus import event_matches, validate_pattern
-from agentflow.local.template import AppTemplate, load_template, resolve_environment
+from agentflow_local.bus import event_matches, validate_pattern
+from agentflow_local.template import AppTemplate, load_template, resolve_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_node_executor_rule_matches_only_node_execution_queued(template: AppTemp
 
 
 def test_every_function_environment_resolves_with_the_local_refs(template: AppTemplate) -> None:
-    from agentflow.local.stack import local_refs
+    from agentflow_local.stack import local_refs
 
     refs = local_refs("agentflow", "agentflow-local-bus", template.parameter_defaults())
     for spec in template.functions.values():

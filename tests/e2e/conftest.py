@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agentflow.local.dynamodb import DynamoDBLocal
+from agentflow_local.dynamodb import DynamoDBLocal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def agentflow_run(dynamodb_local: DynamoDBLocal, tmp_path: Path) -> Callable[...
             path = graph
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["AGENTFLOW_DYNAMODB_ENDPOINT"] = dynamodb_local.endpoint
-        command = [sys.executable, "-m", "agentflow.cli", "run", str(path), *args]
+        command = [sys.executable, "-m", "agentflow_local.cli", "run", str(path), *args]
         if json_output:
             command.append("--json")
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -30,7 +30,8 @@ import pytest
 from agentflow.statuses import EXECUTION_TRANSITIONS, ExecutionStatus
 from tests import graphs
 from tests.conftest import ApiServer
-from tests.e2e.test_api_flow import Api, Reply, assert_allowed_history, new_user, wait_for
+from tests.e2e.test_api_flow import assert_allowed_history, new_user
+from tests.support.http import Api, Reply, wait_for
 
 CLIENTS = 20
 ROUNDS = 4

@@ -15,7 +15,8 @@ import pytest
 
 from tests import graphs
 from tests.conftest import ApiServer
-from tests.e2e.test_api_flow import PATH_PARAM, Api, api_routes, fill, linear_v2, new_user, valid_body
+from tests.e2e.test_api_flow import PATH_PARAM, api_routes, fill, linear_v2, new_user, valid_body
+from tests.support.http import Api
 
 
 @pytest.fixture

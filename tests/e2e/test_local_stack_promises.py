@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentflow.local.dynamodb import DynamoDBLocal, dynamodb_local_pids
+from agentflow_local.dynamodb import DynamoDBLocal, dynamodb_local_pids
 from tests import graphs
-from tests.e2e.serving import ROOT, serve_env, start_serve, wait_until
+from tests.support.serving import ROOT, serve_env, start_serve, wait_until
 
 ITEMS_FOR_150 = 74  # input + step + 74 squares + 74 outputs = 150 node executions
 
@@ -39,7 +39,7 @@ def test_run_json_is_one_document_and_metrics_go_to_the_local_file(
     env = serve_env(tmp_path / "local", AGENTFLOW_DYNAMODB_ENDPOINT=dynamodb_local.endpoint)
     inputs = json.dumps({"items": list(range(ITEMS_FOR_150))})
     done = subprocess.run(
-        [sys.executable, "-m", "agentflow.cli", "run", str(graph), "--json", "--inputs", inputs],
+        [sys.executable, "-m", "agentflow_local.cli", "run", str(graph), "--json", "--inputs", inputs],
         cwd=ROOT,
         env=env,
         capture_output=True,

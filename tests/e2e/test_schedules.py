@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from agentflow.api.auth import create_api_key
-from agentflow.local.api_gateway import LocalApiGateway
-from agentflow.local.dynamodb import DynamoDBLocal
-from agentflow.local.scheduler import CronScheduler
-from agentflow.local.stack import LocalStack, LocalStackConfig
+from agentflow_local.api_gateway import LocalApiGateway
+from agentflow_local.dynamodb import DynamoDBLocal
+from agentflow_local.scheduler import CronScheduler
+from agentflow_local.stack import LocalStack, LocalStackConfig
 from tests import graphs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ def test_schedule_fires_on_time_once_per_time(world: dict[str, Any]) -> None:
         assert wait_done(world, result["execution_id"])["outputs"] == {"result": [70.0]}
     # Scheduler may invoke the function more than once for one time: still one execution
     handler, spec = world["cron"].handler, world["cron"].spec
-    from agentflow.local.lambda_runtime import FakeLambdaContext
+    from agentflow_local.lambda_runtime import FakeLambdaContext
 
     again = handler(
         {"schedule_id": created["schedule_id"], "scheduled_time": at(t0, 30)},

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from agentflow.graph import validate_graph
-from agentflow.local.dynamodb import DynamoDBLocal
-from agentflow.local.stack import LocalStack, LocalStackConfig
 from agentflow.reports import execution_report
 from agentflow.statuses import EXECUTION_TRANSITIONS, ExecutionStatus
+from agentflow_local.dynamodb import DynamoDBLocal
+from agentflow_local.stack import LocalStack, LocalStackConfig
 from tests import graphs
 
 ROOT = Path(__file__).resolve().parents[2]

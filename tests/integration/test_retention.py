@@ -14,10 +14,10 @@ import pytest
 
 from agentflow import keys
 from agentflow.graph import validate_graph
-from agentflow.local.dynamodb import DynamoDBLocal
-from agentflow.local.stack import LocalStack, LocalStackConfig
 from agentflow.store import Store
 from agentflow.store.dynamo import deserialize_item
+from agentflow_local.dynamodb import DynamoDBLocal
+from agentflow_local.stack import LocalStack, LocalStackConfig
 from tests import graphs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,17 +12,10 @@ from moto import mock_aws
 from agentflow.config import Settings
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
-from agentflow.local.dynamodb import ensure_table
 from agentflow.store import Store
+from agentflow_local.dynamodb import ensure_table
 from tests.conftest import table_properties
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

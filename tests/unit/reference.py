@@ -1,6 +1,6 @@
 """A small sequential reference interpreter for agent graphs: no DynamoDB, no events, no leases, no retries.
 
-It runs a graph the way README "Concepts" and BLOCKS.md §1 describe it, with plain Python state:
+It runs a graph the way README "Concepts" and "How a run executes" describe it, with plain Python state:
   - the starting nodes are the input blocks and the nodes no link feeds (notes never run); an input block's
     `value` is replaced by the run's input of the same name;
   - each input pin of a node is a FIFO: the k-th value delivered to a pin fills the node's k-th execution

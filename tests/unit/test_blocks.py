@@ -1,4 +1,5 @@
-"""Every built-in block's own test cases, the registry against BLOCKS.md, and the engine rules of §1."""
+"""Every built-in block's own test cases, the registry against AutoGPT's ids and pins, and the engine rules every
+block follows."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_every_block_has_cases() -> None:
         assert len(block.test_cases) >= 3, block.name()
 
 
-# -- the registry against BLOCKS.md §0 -------------------------------------------------------------------
+# -- the registry against AutoGPT's block ids -------------------------------------------------------------------
 
 C_IN, C_OUT, C_BASIC = BlockCategory.INPUT, BlockCategory.OUTPUT, BlockCategory.BASIC
 C_LOGIC, C_TEXT = BlockCategory.LOGIC, BlockCategory.TEXT
@@ -228,7 +229,7 @@ def test_block_info_shape() -> None:
     assert set(info["input_schema"]["required"]) == {"operation", "a", "b"}
 
 
-# -- engine rules (BLOCKS.md §1) with small test blocks ---------------------------------------------------
+# -- engine rules (README, "Built-in blocks") with small test blocks ---------------------------------------------------
 
 
 class Point(BaseModel):

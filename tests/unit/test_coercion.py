@@ -1,4 +1,4 @@
-"""Coercion to declared pin types (BLOCKS.md §1.7)."""
+"""Coercion to declared pin types (README, "Compatibility with AutoGPT")."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from agentflow.graph import GraphValidationError, validate_graph
 from agentflow.reports import execution_report
 from agentflow.statuses import EXECUTION_TRANSITIONS, ExecutionStatus, NodeStatus
 from tests import graphs
-from tests.unit.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.unit.driver import drain, run_graph
 
 

@@ -1,4 +1,4 @@
-"""A worker may die between any two writes (DESIGN §13). For every write of a run, crash exactly there, then
+"""A worker may die between any two writes (tests/README.md). For every write of a run, crash exactly there, then
 recover only the way production does (the event is retried, leases expire, the sweeper runs): the run must end
 with the same outputs as an undisturbed one."""
 
@@ -16,7 +16,7 @@ from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
 from agentflow.store import Store
 from tests import graphs
-from tests.unit.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.unit.driver import run_graph
 
 WRITES = [

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agentflow.local.api_gateway import LocalApiGateway
-from agentflow.local.template import AppTemplate, TemplateError, load_template
+from agentflow_local.api_gateway import LocalApiGateway
+from agentflow_local.template import AppTemplate, TemplateError, load_template
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -384,7 +384,7 @@ def test_body_over_the_limit_gets_413_and_the_server_goes_on(gateway: LocalApiGa
 
 
 def test_handler_errors_get_502_and_are_logged(gateway: LocalApiGateway, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="agentflow.local.api_gateway"):
+    with caplog.at_level(logging.ERROR, logger="agentflow_local.api_gateway"):
         boom = request(gateway, "GET", "/boom")
         malformed = request(gateway, "GET", "/malformed")
 

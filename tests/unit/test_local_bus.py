@@ -17,9 +17,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from agentflow.local.bus import ENDPOINT_ENV, MAX_ENTRY_BYTES, Delivery, LocalEventBus
-from agentflow.local.event_patterns import PatternError, event_matches, validate_pattern
-from agentflow.local.template import AppTemplate, load_template
+from agentflow_local.bus import ENDPOINT_ENV, MAX_ENTRY_BYTES, Delivery, LocalEventBus
+from agentflow_local.event_patterns import PatternError, event_matches, validate_pattern
+from agentflow_local.template import AppTemplate, load_template
 
 BUS_NAME = "agentflow-test-bus"
 

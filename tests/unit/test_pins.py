@@ -1,4 +1,4 @@
-"""Dynamic pins (BLOCKS.md §3): base names, merging flattened inputs, selecting inside outputs."""
+"""Dynamic pins (README, "Concepts"): base names, merging flattened inputs, selecting inside outputs."""
 
 from __future__ import annotations
 

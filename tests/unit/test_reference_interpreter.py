@@ -1,4 +1,4 @@
-"""Property (DESIGN §11): random graphs give the same run on the engine as on a small sequential reference
+"""Property (tests/README.md): random graphs give the same run on the engine as on a small sequential reference
 interpreter kept in tests (tests/unit/reference.py).
 
 The engine runs each graph on moto with a hand-driven event loop (tests/unit/driver.py), in a random delivery
@@ -39,11 +39,11 @@ from agentflow.config import Settings
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.graph import validate_graph
-from agentflow.local.dynamodb import ensure_table
 from agentflow.store import Store
+from agentflow_local.dynamodb import ensure_table
 from tests.conftest import table_properties
 from tests.graphs import GraphBuilder, diamond, failing, fan_out, linear, static_feed
-from tests.unit.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.unit.driver import run_graph
 from tests.unit.reference import ReferenceRun, run_reference
 

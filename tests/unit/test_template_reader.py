@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agentflow.local.lambda_runtime import FakeLambdaContext, HandlerLoadError, invoke, load_handler
-from agentflow.local.template import (
+from agentflow_local.lambda_runtime import FakeLambdaContext, HandlerLoadError, invoke, load_handler
+from agentflow_local.template import (
     ApiRoute,
     EventRule,
     ScheduleEvent,

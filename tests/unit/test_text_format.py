@@ -1,4 +1,4 @@
-"""The sandboxed template engine (BLOCKS.md §2.8)."""
+"""The sandboxed template engine (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

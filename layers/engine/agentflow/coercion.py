@@ -1,4 +1,4 @@
-"""Lossy input coercion to a pin's declared type, the way AutoGPT does it (BLOCKS.md §1.7).
+"""Lossy input coercion to a pin's declared type, the way AutoGPT does it (README, "Compatibility with AutoGPT").
 
 A value is coerced only when it does not already satisfy the annotation, so well-typed data passes through
 untouched (same object). Types outside str/int/float/bool/list/dict/tuple/set (dates, enums, literals, models)
@@ -12,18 +12,20 @@ import types
 from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
 
+from agentflow.errors import InvalidInput
+
 __all__ = ["ConversionError", "convert", "satisfies"]
 
 _CONVERTIBLE: frozenset[type] = frozenset({str, int, float, bool, list, dict, tuple, set})
 _NONE_TYPE = type(None)
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidInput):
     """A value could not be converted (e.g. it is not JSON-serializable when converting to str)."""
 
 
 def convert(value: Any, target: Any) -> Any:
-    """Coerce `value` to the annotation `target` (BLOCKS.md §1.7). Raises ConversionError when it cannot."""
+    """Coerce `value` to the annotation `target`, as AutoGPT does. Raises ConversionError when it cannot."""
     try:
         return _convert(value, target)
     except ConversionError:

@@ -37,6 +37,8 @@ class Settings:
     schedule_group_name: str = ""
     scheduled_run_function_arn: str = ""
     scheduler_role_arn: str = ""
+    service_name: str = "agentflow"  # in logs and metrics
+    log_level: str = "INFO"
 
     @property
     def retention_seconds(self) -> float:
@@ -59,4 +61,6 @@ class Settings:
             schedule_group_name=env.get("SCHEDULE_GROUP_NAME", ""),
             scheduled_run_function_arn=env.get("SCHEDULED_RUN_FUNCTION_ARN", ""),
             scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or "agentflow",
+            log_level=(env.get("POWERTOOLS_LOG_LEVEL") or env.get("LOG_LEVEL") or "INFO").upper(),
         )

@@ -1,4 +1,5 @@
-"""Events the engine publishes (DESIGN §2). Events carry ids, never payloads.
+"""Events the engine publishes (docs/architecture.md, "One execution, from trigger to finalize"). Events carry
+ids, never payloads.
 
 `NodeExecutionQueued` wakes the node executor for one node execution; `ExecutionStatusChanged` tells users'
 own rules that a run moved. The publisher is a small protocol so tests and the local stack can swap the transport;
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
+
+from agentflow.errors import AgentflowError
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -51,7 +54,7 @@ class EventPublisher(Protocol):
     def publish(self, events: Sequence[OutboundEvent]) -> None: ...
 
 
-class PublishError(RuntimeError):
+class PublishError(AgentflowError, RuntimeError):
     pass
 
 

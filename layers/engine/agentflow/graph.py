@@ -1,4 +1,4 @@
-"""Graphs in the AutoGPT export format, and their validation (DESIGN §6).
+"""Graphs in the AutoGPT export format, and their validation (docs/architecture.md, "The layers").
 
 Validation reports every problem at once, each naming the node and the pin, so a user fixes a graph in one pass.
 """
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentflow.blocks.registry import get_block
 from agentflow.blocks.sdk import Block, BlockType
+from agentflow.errors import InvalidInput
 from agentflow.pins import base_name
 
 MAX_NODES = 500
@@ -86,7 +87,7 @@ class Problem:
         return {"node_id": self.node_id, "pin": self.pin, "message": self.message}
 
 
-class GraphValidationError(ValueError):
+class GraphValidationError(InvalidInput):
     def __init__(self, problems: list[Problem], what: str = "graph") -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
@@ -216,8 +217,23 @@ def parse_graph(data: Any) -> Graph:
 def validate_graph(data: Any) -> ValidGraph:
     """Parse and validate a graph; on failure raise GraphValidationError listing every problem."""
     graph = parse_graph(data)
-    problems: list[Problem] = []
+    problems = _size_problems(graph)
+    blocks, seen = _resolve_blocks(graph, problems)
+    linked = _check_links(graph, blocks, seen, problems)
+    _check_required_inputs(graph, blocks, linked, problems)
+    triggers = [n.id for n in graph.nodes if n.id in blocks and blocks[n.id].block_type is BlockType.WEBHOOK]
+    for extra in triggers[1:]:
+        problems.append(Problem(f"a graph holds at most one trigger block (also node {triggers[0]!r})", extra))
+    if problems:
+        raise GraphValidationError(problems)
+    valid = ValidGraph(graph)
+    if len(valid.starting_nodes) > graph.node_execution_limit:
+        raise GraphValidationError([Problem(f"{len(valid.starting_nodes)} starting nodes exceed node_execution_limit")])
+    return valid
 
+
+def _size_problems(graph: Graph) -> list[Problem]:
+    problems: list[Problem] = []
     if not graph.nodes:
         problems.append(Problem("a graph needs at least one node"))
     if len(graph.nodes) > MAX_NODES:
@@ -229,7 +245,11 @@ def validate_graph(data: Any) -> ValidGraph:
         problems.append(Problem(f"the graph is {size} bytes; the limit is {MAX_GRAPH_BYTES}"))
     if not 1 <= graph.node_execution_limit <= MAX_NODE_EXECUTION_LIMIT:
         problems.append(Problem(f"node_execution_limit must be between 1 and {MAX_NODE_EXECUTION_LIMIT}"))
+    return problems
 
+
+def _resolve_blocks(graph: Graph, problems: list[Problem]) -> tuple[dict[str, type[Block]], set[str]]:
+    """Each node's block (a block name resolves to its UUID), and the node ids seen."""
     blocks: dict[str, type[Block]] = {}
     seen: set[str] = set()
     for node in graph.nodes:
@@ -242,9 +262,15 @@ def validate_graph(data: Any) -> ValidGraph:
         if block is None:
             problems.append(Problem(f"unknown block {node.block_id!r}", node_id=node.id, pin="block_id"))
             continue
-        node.block_id = block.id  # a block name resolves to its UUID
+        node.block_id = block.id
         blocks[node.id] = block
+    return blocks, seen
 
+
+def _check_links(
+    graph: Graph, blocks: dict[str, type[Block]], seen: set[str], problems: list[Problem]
+) -> dict[str, set[str]]:
+    """Every link joins existing pins; returns the linked input pins of each node."""
     linked: dict[str, set[str]] = {n.id: set() for n in graph.nodes}
     for index, link in enumerate(graph.links):
         label = link.id or f"links[{index}]"
@@ -253,29 +279,25 @@ def validate_graph(data: Any) -> ValidGraph:
             problems.append(Problem(f"link {label} starts at a missing node", node_id=link.source_id))
         elif source is not None and base_name(link.source_name) not in source.output_names():
             allowed = ", ".join(sorted(source.output_names()))
-            problems.append(
-                Problem(
-                    f"link {label}: {source.name()} has no output {link.source_name!r} (outputs: {allowed})",
-                    node_id=link.source_id,
-                    pin=link.source_name,
-                )
-            )
+            message = f"link {label}: {source.name()} has no output {link.source_name!r} (outputs: {allowed})"
+            problems.append(Problem(message, node_id=link.source_id, pin=link.source_name))
         if link.sink_id not in seen:
             problems.append(Problem(f"link {label} ends at a missing node", node_id=link.sink_id))
         elif sink is not None and base_name(link.sink_name) not in sink.input_names():
             allowed = ", ".join(sorted(sink.input_names()))
-            problems.append(
-                Problem(
-                    f"link {label}: {sink.name()} has no input {link.sink_name!r} (inputs: {allowed})",
-                    node_id=link.sink_id,
-                    pin=link.sink_name,
-                )
-            )
+            message = f"link {label}: {sink.name()} has no input {link.sink_name!r} (inputs: {allowed})"
+            problems.append(Problem(message, node_id=link.sink_id, pin=link.sink_name))
         else:
             linked[link.sink_id].add(base_name(link.sink_name))
         if source is not None and source.static_output:
             link.is_static = True  # AutoGPT forces links from static-output blocks static on save
+    return linked
 
+
+def _check_required_inputs(
+    graph: Graph, blocks: dict[str, type[Block]], linked: dict[str, set[str]], problems: list[Problem]
+) -> None:
+    """Every required input has a default, a link or a graph input; graph input names are unique."""
     input_names: dict[str, str] = {}
     for node in graph.nodes:
         block = blocks.get(node.id)
@@ -290,26 +312,12 @@ def validate_graph(data: Any) -> ValidGraph:
             if block.block_type is BlockType.WEBHOOK and pin == "payload":
                 continue  # filled by the webhook
             problems.append(Problem("required input has no default, link or graph input", node.id, pin))
-        if block.block_type is BlockType.INPUT:
-            name = node.input_default.get("name")
-            if isinstance(name, str) and name:
-                if name in input_names:
-                    problems.append(
-                        Problem(
-                            f"duplicate graph input name {name!r} (also node {input_names[name]!r})", node.id, "name"
-                        )
-                    )
-                input_names[name] = node.id
-
-    triggers = [n.id for n in graph.nodes if n.id in blocks and blocks[n.id].block_type is BlockType.WEBHOOK]
-    for extra in triggers[1:]:
-        problems.append(Problem(f"a graph holds at most one trigger block (also node {triggers[0]!r})", extra))
-    if problems:
-        raise GraphValidationError(problems)
-    valid = ValidGraph(graph)
-    if len(valid.starting_nodes) > graph.node_execution_limit:
-        raise GraphValidationError([Problem(f"{len(valid.starting_nodes)} starting nodes exceed node_execution_limit")])
-    return valid
+        name = node.input_default.get("name")
+        if block.block_type is BlockType.INPUT and isinstance(name, str) and name:
+            if name in input_names:
+                message = f"duplicate graph input name {name!r} (also node {input_names[name]!r})"
+                problems.append(Problem(message, node.id, "name"))
+            input_names[name] = node.id
 
 
 def validate_inputs(graph: ValidGraph, inputs: Mapping[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The single-table key layout (DESIGN §4). Every key the engine writes is built here."""
+"""The single-table key layout (docs/architecture.md, "The table's item layout"). Every key the engine writes is
+built here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dynamic pins (BLOCKS.md §3): `_$_` list index, `_#_` dict key, `_@_` object attribute.
+"""Dynamic pins (README, "Concepts"): `_$_` list index, `_#_` dict key, `_@_` object attribute.
 
 On the way in, flattened keys such as `values_#_name` are merged into their base field (§3.1). On the way out, a
 link's `source_name` may select inside a yielded value, e.g. `response_#_user_$_0` (§3.2).
@@ -9,6 +9,8 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from typing import Any
+
+from agentflow.errors import InvalidInput
 
 __all__ = [
     "DELIMITERS",
@@ -32,7 +34,7 @@ DELIMITERS = (LIST_SPLIT, DICT_SPLIT, OBJC_SPLIT)
 Step = tuple[str, str]  # (delimiter, identifier)
 
 
-class DynamicPinError(ValueError):
+class DynamicPinError(InvalidInput):
     """A flattened key could not be merged; `key` names the offending pin."""
 
     def __init__(self, message: str, key: str = "") -> None:
@@ -86,7 +88,7 @@ def tokenize(path: str) -> list[Step] | None:
 
 
 def merge_execution_input(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge flattened dynamic pins into their base fields, in key order (BLOCKS.md §3.1).
+    """Merge flattened dynamic pins into their base fields, in key order (README, "Concepts").
 
     Returns a new dict: the input keys (flattened ones included) with the merged base keys written over them.
     `data` and the containers it holds are not mutated, so a cached graph's `input_default` stays intact.

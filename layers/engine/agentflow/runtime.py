@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics
 from botocore.config import Config
 
 from agentflow.clock import Clock, system_clock
@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
 
-MetricsFactory = Callable[[str], Metrics]
+MetricsFactory = Callable[[str, str], Metrics]  # (namespace, service) -> metrics
 
 
-def cloudwatch_metrics(namespace: str) -> Metrics:
+def cloudwatch_metrics(namespace: str, service: str) -> Metrics:
     """Powertools' EMF metrics, printed on stdout, where Lambda hands them to CloudWatch."""
-    return Metrics(namespace=namespace)
+    return Metrics(namespace=namespace, service=service)
 
 
 @dataclass
@@ -55,7 +55,11 @@ class Runtime:
             return self._scheduler
 
     def metrics(self, namespace: str) -> Metrics:
-        return self.metrics_factory(namespace)
+        return self.metrics_factory(namespace, self.settings.service_name)
+
+    def logger(self) -> Logger:
+        """A handler's structured logger, with the service name and level of the settings."""
+        return Logger(service=self.settings.service_name, level=self.settings.log_level)
 
 
 def build_runtime(

@@ -1,4 +1,4 @@
-"""The status state machines of graph executions and node executions (DESIGN §3).
+"""The status state machines of graph executions and node executions (docs/architecture.md, "The state machines").
 
 These tables are the single source of truth: the store builds every status ConditionExpression from them,
 and no other code writes a status attribute.

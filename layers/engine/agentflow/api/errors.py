@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentflow.errors import AgentflowError
 
-class ApiError(Exception):
+
+class ApiError(AgentflowError):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.status = status

@@ -1,4 +1,4 @@
-"""Basic blocks (BLOCKS.md §2.3, §2.4)."""
+"""Basic blocks (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Branching blocks (BLOCKS.md §2.6, §2.7)."""
+"""Branching blocks (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Engine rules that apply to every block (BLOCKS.md §1): building the input, running, encoding outputs.
+"""Engine rules that apply to every block (README, "Built-in blocks"): building the input, running, encoding outputs.
 
 The executor calls `execute_block`; it never raises for a block's own failure, it returns a failed `BlockRun`.
 """
@@ -21,6 +21,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agentflow.blocks.sdk import Block, BlockContext, BlockSchema, BlockType
 from agentflow.coercion import convert
+from agentflow.errors import AgentflowError, InvalidInput
 from agentflow.pins import DynamicPinError, merge_execution_input
 
 __all__ = ["BlockInputError", "BlockRun", "OutputEncodingError", "build_input", "encode_output", "execute_block"]
@@ -44,7 +45,7 @@ class BlockRun:
         return self.error is None
 
 
-class BlockInputError(Exception):
+class BlockInputError(InvalidInput):
     """The node's input data cannot build the block's Input model. Each problem names its pin."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -52,7 +53,7 @@ class BlockInputError(Exception):
         self.problems = problems
 
 
-class OutputEncodingError(ValueError):
+class OutputEncodingError(AgentflowError, ValueError):
     """A yielded value cannot be stored as strict JSON."""
 
 
@@ -75,7 +76,7 @@ def _describe_type(annotation: Any) -> str:
 
 
 def build_input(block: type[Block], data: Mapping[str, Any]) -> BlockSchema:
-    """Merge dynamic pins, coerce, drop nulls, check required fields and validate (BLOCKS.md §1.3 c-g)."""
+    """Merge dynamic pins, coerce, drop nulls, check required fields, validate (README, "How a run executes")."""
     try:
         merged = merge_execution_input(data)
     except DynamicPinError as exc:  # the link's delivery cannot build this input (§3.1)

@@ -1,4 +1,4 @@
-"""Graph inputs and outputs (BLOCKS.md §2.1, §2.2). These use a plain BlockSchema output: no `error` pin."""
+"""Graph inputs and outputs (README, "Built-in blocks"). These use a plain BlockSchema output: no `error` pin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Iteration (BLOCKS.md §2.20)."""
+"""Iteration (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Arithmetic and counting (BLOCKS.md §2.21, §2.22)."""
+"""Arithmetic and counting (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every built-in block, by UUID (BLOCKS.md §0). `block_id` in a graph may give the UUID or the class name."""
+"""Every built-in block, by UUID (README, "Built-in blocks"). A graph's `block_id` may be the UUID or the name."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.sdk import Block
 from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
+from agentflow.errors import ConfigurationError
 
 __all__ = ["BLOCKS", "all_blocks", "get_block"]
 
@@ -54,7 +55,7 @@ def _index(blocks: tuple[type[Block], ...]) -> dict[str, type[Block]]:
     for block in blocks:
         # A duplicate would silently shadow a block in saved graphs: refuse it at import time.
         if block.id in by_id or block.name() in names:
-            raise RuntimeError(f"duplicate block id or name: {block.name()} ({block.id})")
+            raise ConfigurationError(f"duplicate block id or name: {block.name()} ({block.id})")
         by_id[block.id] = block
         names.add(block.name())
     return by_id

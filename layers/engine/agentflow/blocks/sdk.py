@@ -1,4 +1,4 @@
-"""The block SDK: what a block is, how it declares its pins, and how it carries its own test cases (DESIGN §6).
+"""The block SDK: what a block is, how it declares its pins, and how it carries its own test cases.
 
 A block is a class with a stable UUID, pydantic input and output models, and a `run` generator that yields
 `(output name, value)` pairs in order. Engine rules that apply to every block (input building, coercion,
@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from agentflow.errors import AgentflowError
 
 
 class BlockType(StrEnum):
@@ -46,7 +48,7 @@ class BlockSchemaOutput(BlockSchema):
     error: str = ""
 
 
-class BlockError(Exception):
+class BlockError(AgentflowError):
     """Raised by a block to fail its node with a clear message (it becomes the `error` output)."""
 
 
@@ -86,7 +88,9 @@ class Block:
     description: ClassVar[str] = ""
     categories: ClassVar[frozenset[BlockCategory]] = frozenset()
     block_type: ClassVar[BlockType] = BlockType.STANDARD
-    static_output: ClassVar[bool] = False  # links leaving this block are forced static (BLOCKS.md §1.6)
+    static_output: ClassVar[bool] = (
+        False  # links leaving this block are forced static (README, "Concepts": static link)
+    )
     cost: ClassVar[int] = 0
     Input: ClassVar[type[BlockSchema]]
     Output: ClassVar[type[BlockSchema]]

@@ -1,4 +1,4 @@
-"""Text blocks (BLOCKS.md §2.8, §2.9, §2.11, §2.12)."""
+"""Text blocks (README, "Built-in blocks")."""
 
 from __future__ import annotations
 

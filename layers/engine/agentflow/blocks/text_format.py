@@ -1,4 +1,4 @@
-"""The sandboxed Jinja2 engine used by FillTextTemplateBlock and AgentOutputBlock (BLOCKS.md §2.8).
+"""The sandboxed Jinja2 engine used by FillTextTemplateBlock and AgentOutputBlock (README, "Built-in blocks").
 
 Templates come from graph authors, so rendering is sandboxed and bounded: no globals but a capped `range`,
 no filters that can leak or explode (`pprint`, `tojson`, `urlize`, `xmlattr`), `**` and sequence repetition
@@ -16,6 +16,8 @@ from jinja2 import BaseLoader, TemplateError
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+
+from agentflow.errors import InvalidInput
 
 __all__ = [
     "MAX_POWER_OPERAND",
@@ -36,7 +38,7 @@ REMOVED_FILTERS = ("pprint", "tojson", "urlize", "xmlattr")
 _deadline = threading.local()  # per render thread: the monotonic time at which rendering must stop
 
 
-class TemplateRenderError(Exception):
+class TemplateRenderError(InvalidInput):
     """The template is invalid, broke a sandbox rule, failed while rendering, or took too long."""
 
 

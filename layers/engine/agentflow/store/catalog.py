@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agentflow import keys
-from agentflow.errors import InvalidInput
+from agentflow.errors import Conflict, InvalidInput
 from agentflow.store.dynamo import (
     Expr,
     Item,
@@ -109,7 +109,7 @@ class Catalog(Table):
             )
             if failed is None:
                 return version
-        raise RuntimeError(f"graph {graph_id}: too many concurrent updates")
+        raise Conflict(f"graph {graph_id}: too many concurrent updates")
 
     def get_graph_head(self, user_id: str, graph_id: str) -> GraphHead | None:
         item = self._get(keys.user_pk(user_id), keys.graph_sk(graph_id))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from agentflow import keys
 from agentflow.statuses import NodeStatus
-from agentflow.store.dynamo import Expr, Table, update_expression
+from agentflow.store.dynamo import Expr, Table, Transition, update_expression
 from agentflow.store.records import NodeRecord, PinsRecord
 
 
@@ -61,7 +61,15 @@ class Deliveries(Table):
         counters = PinsRecord.from_item(result.item).counters
         replay = not result.won
 
-        # Write the value into its slot, creating the slot's node item on its first value.
+        written = self._fill_slot(execution_id, node_id, block_id, pin, slot, value_json)
+        return Delivery(slot=slot, replay=replay or not written.won, node=written.item, counters=counters)
+
+    def _fill_slot(
+        self, execution_id: str, node_id: str, block_id: str, pin: str, slot: int, value_json: str
+    ) -> Transition[NodeRecord]:
+        """Write the value into its slot, creating the slot's node item on its first value; lost when the slot
+        already had it (a replay) or was queued since. Either way the item is the slot as it is now."""
+        pk = keys.execution_pk(execution_id)
         ne = Expr()
         pin_attr = ne.n(keys.PIN_VALUE + pin)
         status = ne.n("status")
@@ -85,8 +93,7 @@ class Deliveries(Table):
                 **ne.params(),
             }
         )
-        node = None if slot_result.item is None else NodeRecord.from_item(slot_result.item)
-        return Delivery(slot=slot, replay=replay or not slot_result.won, node=node, counters=counters)
+        return slot_result.typed(NodeRecord.from_item)
 
     def get_pins(self, execution_id: str, node_id: str) -> PinsRecord:
         return PinsRecord.from_item(self._get(keys.execution_pk(execution_id), keys.pins_sk(node_id)))

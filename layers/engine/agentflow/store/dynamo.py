@@ -295,7 +295,7 @@ class Table:
             if not pending:
                 return
             time.sleep(0.05 * 2**attempt)
-        raise RuntimeError("DynamoDB left items unprocessed after 8 attempts")
+        raise ResourceLimit("DynamoDB left items unprocessed after 8 attempts (throttled)")
 
     def _index_query(self, index: str, partition: str, attribute: str) -> list[Item]:
         expr = Expr()

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agentflow import keys
+from agentflow.errors import Conflict
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, Item, Meter, Table, error_code, serialize, update_expression
 from agentflow.store.records import ExecutionRecord, NodeRecord, RecordedOutput, RunSnapshot
@@ -29,46 +30,8 @@ class RunItems(Table):
         execution_id = execution["execution_id"]
         pk = keys.execution_pk(execution_id)
         now = self._now()
-        # Inputs and starting nodes first (more than a transaction holds): orphans are harmless if we lose below.
-        self._call(
-            "put_item",
-            TableName=self.table,
-            Item={**self._key(pk, keys.INPUTS), "inputs": serialize(inputs_json), "created_at": serialize(now)},
-        )
-        for chunk_start in range(0, len(start_nodes), 25):
-            chunk = start_nodes[chunk_start : chunk_start + 25]
-            requests = [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            **self._key(pk, keys.node_sk(n["node_id"], n["seq"])),
-                            **{k: serialize(v) for k, v in n.items()},
-                            "status": serialize(NodeStatus.QUEUED.value),
-                            "created_at": serialize(now),
-                            "queued_at": serialize(now),
-                            "attempts": serialize(0),
-                        }
-                    }
-                }
-                for n in chunk
-            ]
-            self._batch_write(requests)
-        meta = {
-            **execution,
-            "status": ExecutionStatus.INCOMPLETE.value,
-            "history": [{"status": ExecutionStatus.INCOMPLETE.value, "at": now}],
-            "pending": len(start_nodes),
-            "node_count": len(start_nodes),
-            "failed_nodes": 0,
-            "created_at": now,
-            "updated_at": now,
-            "GSI1PK": keys.executions_by_graph(execution["user_id"], execution["graph_id"]),
-            "GSI1SK": f"{now}#{execution_id}",
-            "GSI2PK": keys.active_shard(execution_id),
-            "GSI2SK": f"{now}#{execution_id}",
-        }
-        if idempotency_key is not None:  # so that retention expires the key with its run
-            meta["idempotency_pk"] = keys.idempotency_pk(execution["user_id"], idempotency_key)
+        self._put_start_items(pk, inputs_json, start_nodes, now)
+        meta = self._meta_item(execution, len(start_nodes), idempotency_key, now)
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -98,8 +61,56 @@ class RunItems(Table):
             return execution_id, True
         existing = failed[1] if len(failed) > 1 else None
         if existing is None:
-            raise RuntimeError(f"execution {execution_id} could not be created")
+            raise Conflict(f"execution {execution_id} could not be created")
         return str(existing["execution_id"]), False
+
+    def _put_start_items(self, pk: str, inputs_json: str, start_nodes: list[Item], now: str) -> None:
+        """Inputs and starting nodes, written before the execution (more than a transaction holds): orphans are
+        harmless if the execution's own write then loses."""
+        self._call(
+            "put_item",
+            TableName=self.table,
+            Item={**self._key(pk, keys.INPUTS), "inputs": serialize(inputs_json), "created_at": serialize(now)},
+        )
+        for chunk_start in range(0, len(start_nodes), 25):
+            chunk = start_nodes[chunk_start : chunk_start + 25]
+            requests = [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            **self._key(pk, keys.node_sk(n["node_id"], n["seq"])),
+                            **{k: serialize(v) for k, v in n.items()},
+                            "status": serialize(NodeStatus.QUEUED.value),
+                            "created_at": serialize(now),
+                            "queued_at": serialize(now),
+                            "attempts": serialize(0),
+                        }
+                    }
+                }
+                for n in chunk
+            ]
+            self._batch_write(requests)
+
+    @staticmethod
+    def _meta_item(execution: Item, start_count: int, idempotency_key: str | None, now: str) -> Item:
+        execution_id = execution["execution_id"]
+        meta = {
+            **execution,
+            "status": ExecutionStatus.INCOMPLETE.value,
+            "history": [{"status": ExecutionStatus.INCOMPLETE.value, "at": now}],
+            "pending": start_count,
+            "node_count": start_count,
+            "failed_nodes": 0,
+            "created_at": now,
+            "updated_at": now,
+            "GSI1PK": keys.executions_by_graph(execution["user_id"], execution["graph_id"]),
+            "GSI1SK": f"{now}#{execution_id}",
+            "GSI2PK": keys.active_shard(execution_id),
+            "GSI2SK": f"{now}#{execution_id}",
+        }
+        if idempotency_key is not None:  # so that retention expires the key with its run
+            meta["idempotency_pk"] = keys.idempotency_pk(execution["user_id"], idempotency_key)
+        return meta
 
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         item = self._get(keys.execution_pk(execution_id), keys.META)
@@ -192,28 +203,38 @@ class RunItems(Table):
         the META item last, which also leaves the sweeper's index: a retire cut short is finished by the next
         sweep. `expires_at=None` only takes the run off the index (kept forever). Returns the items written."""
         pk = keys.execution_pk(execution_id)
-        if expires_at is None:
-            ex = Expr()
-            self._call(
-                "update_item",
-                TableName=self.table,
-                Key=self._key(pk, keys.META),
-                UpdateExpression=f"REMOVE {ex.n('GSI2PK')}, {ex.n('GSI2SK')}",
-                ConditionExpression=f"attribute_exists({ex.n('PK')})",
-                **ex.params(),
-            )
-            return 1
-        expr = Expr()
-        params: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": f"{expr.n('PK')} = {expr.v(pk)}",
-            "ProjectionExpression": f"{expr.n('PK')}, {expr.n('SK')}, {expr.n('expires_at')}",
-            "ConsistentRead": True,
-            **expr.params(),
-        }
-        targets = [(pk, str(i["SK"])) for i in self._paginate(params) if i["SK"] != keys.META and "expires_at" not in i]
-        if idempotency_pk:
-            targets.append((idempotency_pk, keys.IDEMPOTENCY))
+        written = 1
+        if expires_at is not None:
+            expr = Expr()
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": f"{expr.n('PK')} = {expr.v(pk)}",
+                "ProjectionExpression": f"{expr.n('PK')}, {expr.n('SK')}, {expr.n('expires_at')}",
+                "ConsistentRead": True,
+                **expr.params(),
+            }
+            items = self._paginate(params)
+            targets = [(pk, str(i["SK"])) for i in items if i["SK"] != keys.META and "expires_at" not in i]
+            if idempotency_pk:
+                targets.append((idempotency_pk, keys.IDEMPOTENCY))
+            self._stamp_expiry(targets, expires_at)
+            written += len(targets)
+        ex = Expr()
+        sets = f"SET {ex.n('expires_at')} = {ex.v(expires_at)} " if expires_at is not None else ""
+        self._call(
+            "update_item",
+            TableName=self.table,
+            Key=self._key(pk, keys.META),
+            UpdateExpression=f"{sets}REMOVE {ex.n('GSI2PK')}, {ex.n('GSI2SK')}",
+            ConditionExpression=f"attribute_exists({ex.n('PK')})",
+            **ex.params(),
+        )
+        return written
+
+    def _stamp_expiry(self, targets: list[tuple[str, str]], expires_at: int) -> None:
+        """SET expires_at on each (PK, SK) that still exists, several at a time; costs go on this meter."""
+        if not targets:
+            return
         meters = [Meter() for _ in range(min(len(targets), RETIRE_WORKERS))]
 
         def stamp(index: int) -> None:
@@ -233,21 +254,10 @@ class RunItems(Table):
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
 
-        if targets:
-            with ThreadPoolExecutor(max_workers=len(meters)) as pool:
-                list(pool.map(stamp, range(len(targets))))
+        with ThreadPoolExecutor(max_workers=len(meters)) as pool:
+            list(pool.map(stamp, range(len(targets))))
         for meter in meters:
             self.meter.add(meter)
-        ex = Expr()
-        self._call(
-            "update_item",
-            TableName=self.table,
-            Key=self._key(pk, keys.META),
-            UpdateExpression=f"SET {ex.n('expires_at')} = {ex.v(expires_at)} REMOVE {ex.n('GSI2PK')}, {ex.n('GSI2SK')}",
-            ConditionExpression=f"attribute_exists({ex.n('PK')})",
-            **ex.params(),
-        )
-        return len(targets) + 1
 
     def repair_pending(self, execution_id: str, seen: int, actual: int) -> bool:
         """Set `pending` to what the node items say, only if nobody changed it since we looked."""

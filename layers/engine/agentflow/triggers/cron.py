@@ -57,6 +57,8 @@ from itertools import pairwise
 
 from croniter import croniter
 
+from agentflow.errors import InvalidInput
+
 __all__ = ["AWS_EXPRESSION_MAX_LENGTH", "CronError", "CronSchedule", "next_runs", "parse_schedule", "to_aws_cron"]
 
 AWS_EXPRESSION_MAX_LENGTH = 256  # CreateSchedule ScheduleExpression: min 1, max 256 characters
@@ -83,7 +85,7 @@ _Fail = Callable[[str], "CronError"]  # builds the error for one field from a pr
 _ITEM = re.compile(r"^(?:(?P<star>\*)|(?P<lo>[0-9]+|[A-Z]+)(?:-(?P<hi>[0-9]+|[A-Z]+))?)(?:/(?P<step>[0-9]+))?$")
 
 
-class CronError(ValueError):
+class CronError(InvalidInput):
     """The crontab or time zone is invalid, or EventBridge Scheduler cannot express it; the message says why."""
 
 

@@ -1,6 +1,7 @@
-"""Scheduled runs (DESIGN §8): a 5-field crontab and a timezone, converted to an EventBridge Scheduler schedule
-that invokes ScheduledRunFunction with `{schedule_id, scheduled_time}`. One execution starts per (schedule,
-scheduled time), however often the function is invoked for it. The local stack fires the same stored schedules."""
+"""Scheduled runs (README, "Scheduled runs"): a 5-field crontab and a timezone, converted to an EventBridge
+Scheduler schedule that invokes ScheduledRunFunction with `{schedule_id, scheduled_time}`. One execution starts
+per (schedule, scheduled time), however often the function is invoked for it. The local stack fires the same
+stored schedules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from agentflow.config import Settings
-from agentflow.errors import ConfigurationError
+from agentflow.errors import ConfigurationError, InvalidInput
 from agentflow.executor import Engine, GraphNotFound
 from agentflow.graph import GraphValidationError, Problem, validate_inputs
 from agentflow.store import Item
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # Scheduler substitutes the fire time into the input
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InvalidInput):
     """A schedule that cannot be created as asked; the message names the field at fault."""
 
     def __init__(self, message: str, field: str, details: Any = None) -> None:

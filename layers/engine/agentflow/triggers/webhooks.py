@@ -1,4 +1,5 @@
-"""Webhook ingress (DESIGN §8): GitHub's signature scheme, delivery-id idempotency, provider event filters.
+"""Webhook ingress (README, "Webhook-triggered agents"): GitHub's signature scheme, delivery-id idempotency,
+provider event filters.
 
 The secret must be read back to check signatures, so it is stored as is (the table is encrypted at rest) and
 shown in full only when the webhook is created or rotated. Signatures are compared in constant time.
@@ -67,6 +68,20 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == lowered), None)
 
 
+def _github_filter(event: str, payload: Mapping[str, Any], trigger_inputs: dict[str, Any]) -> str | None:
+    """Why a GitHub pull-request trigger ignores this delivery (None: it starts a run)."""
+    if event != GithubPullRequestTriggerBlock.github_event:
+        return f"event {event or '(none)'!r} is not pull_request"
+    action = str(payload.get("action", ""))
+    repository = str((payload.get("repository") or {}).get("full_name", ""))
+    wanted = str(trigger_inputs.get("repo", ""))
+    if wanted and repository and repository.lower() != wanted.lower():
+        return f"repository {repository!r} is not the trigger's repo {wanted!r}"
+    if not GithubPullRequestTriggerBlock.selects(trigger_inputs, action):
+        return f"action {action!r} is not selected in events"
+    return None
+
+
 def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str], body: bytes) -> WebhookAnswer:
     """Answer one webhook delivery. Checks, in order: size (413), webhook (404), signature (401), JSON (400);
     nothing is created before all of them pass. A redelivery (same delivery id) answers the same execution."""
@@ -76,9 +91,7 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
     if webhook is None:
         return _error(404, "not_found", f"webhook {webhook_id[:64]!r} not found")
     if not signature_matches(str(webhook["secret"]), body, _header(headers, SIGNATURE_HEADER)):
-        return _error(
-            401, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}: expected sha256=<hex HMAC-SHA256 of the body>"
-        )
+        return _error(401, "bad_signature", f"missing or wrong {SIGNATURE_HEADER}: expected sha256=<hex HMAC-SHA256>")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -103,17 +116,9 @@ def handle_delivery(engine: Engine, webhook_id: str, headers: Mapping[str, str],
     if event == "ping":  # GitHub's hello when a webhook is connected: answer it, start nothing
         return WebhookAnswer(200, {"message": "pong", "webhook_id": webhook_id})
     if graph.block(trigger.id) is GithubPullRequestTriggerBlock:
-        if event != GithubPullRequestTriggerBlock.github_event:
-            return WebhookAnswer(202, {"started": False, "reason": f"event {event or '(none)'!r} is not pull_request"})
-        action = str(payload.get("action", ""))
-        repository = str((payload.get("repository") or {}).get("full_name", ""))
-        wanted = str(trigger.input_default.get("repo", ""))
-        if wanted and repository and repository.lower() != wanted.lower():
-            return WebhookAnswer(
-                202, {"started": False, "reason": f"repository {repository!r} is not the trigger's repo {wanted!r}"}
-            )
-        if not GithubPullRequestTriggerBlock.selects(trigger.input_default, action):
-            return WebhookAnswer(202, {"started": False, "reason": f"action {action!r} is not selected in events"})
+        reason = _github_filter(event, payload, trigger.input_default)
+        if reason is not None:
+            return WebhookAnswer(202, {"started": False, "reason": reason})
 
     delivery = next((d for d in (_header(headers, h) for h in DELIVERY_HEADERS) if d), None)
     if delivery is not None and len(delivery) > MAX_DELIVERY_ID:

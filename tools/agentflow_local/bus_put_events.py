@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from agentflow.local.template import DEFAULT_BUS
+from agentflow.errors import InvalidInput
+from agentflow_local.template import DEFAULT_BUS
 
 __all__ = ["MAX_BODY_BYTES", "MAX_ENTRIES", "MAX_ENTRY_BYTES", "PutEventsError"]
 
@@ -28,7 +29,7 @@ MAX_ENTRY_BYTES = 256 * 1024  # EventBridge's limit on the entries of one PutEve
 MAX_BODY_BYTES = 4 * 1024 * 1024  # the HTTP layer refuses bodies larger than this outright
 
 
-class PutEventsError(ValueError):
+class PutEventsError(InvalidInput):
     """A PutEvents request refused as a whole (EventBridge answers 400 ValidationException)."""
 
     code = "ValidationException"

@@ -13,10 +13,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from agentflow.errors import InvalidInput
+
 __all__ = ["PatternError", "event_matches", "validate_pattern"]
 
 
-class PatternError(ValueError):
+class PatternError(InvalidInput):
     """An event pattern EventBridge would refuse."""
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agentflow.local.lambda_runtime import FakeLambdaContext, Handler, load_handler
-from agentflow.local.template import AppTemplate, FunctionSpec, ScheduleEvent
 from agentflow.runtime import Runtime
 from agentflow.triggers.cron import next_runs
+from agentflow_local.lambda_runtime import FakeLambdaContext, Handler, load_handler
+from agentflow_local.template import AppTemplate, FunctionSpec, ScheduleEvent
 
 logger = logging.getLogger(__name__)
 RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")

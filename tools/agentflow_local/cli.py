@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from agentflow.errors import InvalidInput
 from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, validate_inputs
-from agentflow.local.dynamodb import DynamoDBLocalError, project_root
-from agentflow.local.stack import LocalStack, LocalStackConfig
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Store
+from agentflow_local.dynamodb import DynamoDBLocalError, project_root
+from agentflow_local.stack import LocalStack, LocalStackConfig
 
 LOCAL_USER = "local"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -30,8 +31,8 @@ FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, Executio
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
 
 
-class UsageError(ValueError):
-    pass
+class UsageError(InvalidInput):
+    """The command line or its inputs are malformed (exit code 2)."""
 
 
 def parse_value(text: str) -> Any:
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from agentflow.local.server import serve
+    from agentflow_local.server import serve
 
     if not 1 <= args.port <= 65535:
         print("error: --port must be between 1 and 65535", file=sys.stderr)
@@ -136,7 +137,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def keys_command(args: argparse.Namespace) -> int:
-    from agentflow.local.server import create_key_anywhere
+    from agentflow_local.server import create_key_anywhere
 
     try:
         key = create_key_anywhere(project_root(), args.user, args.name)

@@ -18,8 +18,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from agentflow.local.template import FunctionSpec
+from agentflow.errors import AgentflowError
 from agentflow.runtime import Runtime, runtime_override
+from agentflow_local.template import FunctionSpec
 
 __all__ = ["FakeLambdaContext", "Handler", "HandlerLoadError", "invoke", "load_handler"]
 
@@ -29,7 +30,7 @@ LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "us-east-1"
 
 
-class HandlerLoadError(ImportError):
+class HandlerLoadError(AgentflowError, ImportError):
     """A function's handler file is missing, fails to import, or lacks the handler function."""
 
 

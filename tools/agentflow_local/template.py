@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from agentflow.local.event_patterns import event_matches
+from agentflow.errors import InvalidInput
+from agentflow_local.event_patterns import event_matches
 
 __all__ = [
     "ApiRoute",
@@ -35,7 +36,7 @@ DEFAULT_MEMORY = 128
 DEFAULT_BUS = "default"
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """The template cannot be read, or asks for something the local stack cannot do."""
 
 
@@ -286,6 +287,18 @@ def _int_property(logical_id: str, name: str, value: Any, default: int) -> int:
         raise TemplateError(f"{logical_id}: {name} must be a number, not {value!r}") from None
 
 
+def _schedule_event(event_name: str, event_type: str, event_props: Mapping[str, Any]) -> ScheduleEvent:
+    """A `Schedule` (EventBridge rule: Schedule, Enabled or State) or `ScheduleV2` (EventBridge Scheduler:
+    ScheduleExpression, State) event."""
+    enabled = str(event_props.get("State", "ENABLED")) == "ENABLED"
+    if event_type == "Schedule":
+        expression = event_props.get("Schedule")
+        enabled = enabled and bool(event_props.get("Enabled", True))
+    else:
+        expression = event_props.get("ScheduleExpression")
+    return ScheduleEvent(event_name, str(expression), enabled=enabled, input=event_props.get("Input"))
+
+
 def _read_function(
     logical_id: str, props: Mapping[str, Any], root: Path, resources: Mapping[str, Any], glob: Mapping[str, Any]
 ) -> FunctionSpec:
@@ -298,7 +311,25 @@ def _read_function(
     module, _, function = handler.rpartition(".")
 
     environment = (props.get("Environment") or {}).get("Variables") or {}
+    rules, routes, schedules = _read_events(logical_id, props, resources, glob)
+    return FunctionSpec(
+        logical_id=logical_id,
+        code_dir=(root / code_uri).resolve(),
+        handler_module=module,
+        handler_function=function,
+        timeout=_int_property(logical_id, "Timeout", props.get("Timeout"), DEFAULT_TIMEOUT),
+        memory=_int_property(logical_id, "MemorySize", props.get("MemorySize"), DEFAULT_MEMORY),
+        environment=dict(environment),
+        event_rules=tuple(rules),
+        api_routes=tuple(routes),
+        schedules=tuple(schedules),
+    )
 
+
+def _read_events(
+    logical_id: str, props: Mapping[str, Any], resources: Mapping[str, Any], glob: Mapping[str, Any]
+) -> tuple[list[EventRule], list[ApiRoute], list[ScheduleEvent]]:
+    """A function's EventBridge rules, API routes and schedules."""
     rules: list[EventRule] = []
     routes: list[ApiRoute] = []
     schedules: list[ScheduleEvent] = []
@@ -320,39 +351,10 @@ def _read_function(
                     auth=_route_auth(event_type, event_props, resources, glob),
                 )
             )
-        elif event_type == "Schedule":
-            schedules.append(
-                ScheduleEvent(
-                    event_name,
-                    str(event_props.get("Schedule")),
-                    enabled=bool(event_props.get("Enabled", True))
-                    and str(event_props.get("State", "ENABLED")) == "ENABLED",
-                    input=event_props.get("Input"),
-                )
-            )
-        elif event_type == "ScheduleV2":
-            schedules.append(
-                ScheduleEvent(
-                    event_name,
-                    str(event_props.get("ScheduleExpression")),
-                    enabled=str(event_props.get("State", "ENABLED")) == "ENABLED",
-                    input=event_props.get("Input"),
-                )
-            )
+        elif event_type in ("Schedule", "ScheduleV2"):
+            schedules.append(_schedule_event(event_name, event_type, event_props))
         # Other event types (SQS, S3, ...) have no local emulation; they are ignored here.
-
-    return FunctionSpec(
-        logical_id=logical_id,
-        code_dir=(root / code_uri).resolve(),
-        handler_module=module,
-        handler_function=function,
-        timeout=_int_property(logical_id, "Timeout", props.get("Timeout"), DEFAULT_TIMEOUT),
-        memory=_int_property(logical_id, "MemorySize", props.get("MemorySize"), DEFAULT_MEMORY),
-        environment=dict(environment),
-        event_rules=tuple(rules),
-        api_routes=tuple(routes),
-        schedules=tuple(schedules),
-    )
+    return rules, routes, schedules
 
 
 def load_template(path: Path) -> AppTemplate:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
-from agentflow.local.gateway_routing import _Resource
+from agentflow_local.gateway_routing import _Resource
 
 __all__ = ["GatewayResponse"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentflow.local.dynamodb import free_port
+from agentflow_local.dynamodb import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def start_serve(env: dict[str, str], port: int | None = None, timeout: float = 1
     """`agentflow serve` in a new process group; returns once its banner (ending in "Ctrl-C") is printed."""
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "agentflow.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "agentflow_local.cli", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agentflow.local.bus_delivery import DeadLetter, Delivery, Target, _DeliveryPool, _Job
-from agentflow.local.bus_put_events import (
+from agentflow.runtime import Runtime
+from agentflow_local.bus_delivery import DeadLetter, Delivery, Target, _DeliveryPool, _Job
+from agentflow_local.bus_put_events import (
     MAX_ENTRIES,
     MAX_ENTRY_BYTES,
     PutEventsError,
@@ -31,10 +32,9 @@ from agentflow.local.bus_put_events import (
     _entry_size,
     _PutEventsHandler,
 )
-from agentflow.local.event_patterns import PatternError, event_matches, validate_pattern
-from agentflow.local.lambda_runtime import LOCAL_ACCOUNT, Handler, load_handler
-from agentflow.local.template import DEFAULT_BUS, AppTemplate
-from agentflow.runtime import Runtime
+from agentflow_local.event_patterns import PatternError, event_matches, validate_pattern
+from agentflow_local.lambda_runtime import LOCAL_ACCOUNT, Handler, load_handler
+from agentflow_local.template import DEFAULT_BUS, AppTemplate
 
 __all__ = [
     "ENDPOINT_ENV",

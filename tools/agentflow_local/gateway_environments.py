@@ -11,9 +11,9 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from agentflow.local.lambda_runtime import Handler, load_handler
-from agentflow.local.template import FunctionSpec
 from agentflow.runtime import Runtime
+from agentflow_local.lambda_runtime import Handler, load_handler
+from agentflow_local.template import FunctionSpec
 
 
 class _Environments:

@@ -1,5 +1,5 @@
-"""The local stack (DESIGN §9): DynamoDB Local, the local event bus and the functions of template.yaml,
-wired the way the template wires them, in one process with no cloud account and no Docker."""
+"""The local stack (README, "The local stack"): DynamoDB Local, the local event bus and the functions of
+template.yaml, wired the way the template wires them, in one process with no cloud account and no Docker."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from agentflow.clock import Clock, system_clock
 from agentflow.config import Settings
 from agentflow.errors import ConfigurationError
 from agentflow.executor import Engine, SweepReport
-from agentflow.local.bus import LocalEventBus
-from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
-from agentflow.local.files import LocalFiles, running_dynamodb_endpoint
-from agentflow.local.metrics import file_metrics
-from agentflow.local.template import AppTemplate, load_template, resolve_environment
 from agentflow.runtime import CLIENT_CONFIG, Runtime, build_runtime
+from agentflow_local.bus import LocalEventBus
+from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
+from agentflow_local.files import LocalFiles, running_dynamodb_endpoint
+from agentflow_local.metrics import file_metrics
+from agentflow_local.template import AppTemplate, load_template, resolve_environment
 
 TABLE_NAME = "agentflow"
 LOCAL_STACK_NAME = "agentflow-local"
@@ -142,13 +142,8 @@ class LocalStack:
             for spec in self.template.functions.values():
                 environment.update(resolve_environment(spec.environment, refs))
             environment["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
-            # Powertools' own settings (service name, log level) are still read from the environment.
-            for name in ("POWERTOOLS_SERVICE_NAME", "LOG_LEVEL"):
-                if name in environment:
-                    os.environ[name] = environment[name]
             if config.log_level:
-                os.environ["LOG_LEVEL"] = config.log_level
-                os.environ["POWERTOOLS_LOG_LEVEL"] = config.log_level
+                environment["LOG_LEVEL"] = config.log_level
             self._runtime = build_runtime(
                 Settings.from_env(environment),
                 clock=config.clock,

@@ -44,8 +44,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from agentflow.clock import Clock, system_clock
-from agentflow.local.gateway_environments import _Environments
-from agentflow.local.gateway_events import (
+from agentflow.runtime import Runtime
+from agentflow_local.gateway_environments import _Environments
+from agentflow_local.gateway_events import (
     GatewayResponse,
     _ApiStage,
     _ascii_target,
@@ -56,11 +57,10 @@ from agentflow.local.gateway_events import (
     _proxy_response,
     _Request,
 )
-from agentflow.local.gateway_http import _GatewayHTTPServer
-from agentflow.local.gateway_routing import _build_resources, _by_specificity, _route
-from agentflow.local.lambda_runtime import LOCAL_ACCOUNT, FakeLambdaContext, Handler
-from agentflow.local.template import ApiRoute, AppTemplate, FunctionSpec
-from agentflow.runtime import Runtime
+from agentflow_local.gateway_http import _GatewayHTTPServer
+from agentflow_local.gateway_routing import _build_resources, _by_specificity, _route
+from agentflow_local.lambda_runtime import LOCAL_ACCOUNT, FakeLambdaContext, Handler
+from agentflow_local.template import ApiRoute, AppTemplate, FunctionSpec
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

@@ -1,6 +1,6 @@
-"""`agentflow serve`: the whole local stack behind one port (DESIGN §9): DynamoDB Local, the event bus, the
-template's schedules (the sweeper), and the HTTP API through a local API Gateway, all as template.yaml wires them.
-Also `agentflow keys create`, which works whether or not the stack is running."""
+"""`agentflow serve`: the whole local stack behind one port (README, "The local stack"): DynamoDB Local, the event
+bus, the template's schedules (the sweeper), and the HTTP API through a local API Gateway, all as template.yaml wires
+them. Also `agentflow keys create`, which works whether or not the stack is running."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import TextIO
 
 from agentflow.api.auth import create_api_key, user_for_key
 from agentflow.graph import GraphValidationError, validate_graph
-from agentflow.local.api_gateway import LocalApiGateway
-from agentflow.local.dynamodb import DynamoDBLocal, client_for, ensure_table
-from agentflow.local.files import LocalFiles, running_dynamodb_endpoint
-from agentflow.local.scheduler import CronScheduler, RateScheduler
-from agentflow.local.stack import LocalStack, LocalStackConfig
-from agentflow.local.template import load_template
 from agentflow.store import Store
+from agentflow_local.api_gateway import LocalApiGateway
+from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
+from agentflow_local.files import LocalFiles, running_dynamodb_endpoint
+from agentflow_local.scheduler import CronScheduler, RateScheduler
+from agentflow_local.stack import LocalStack, LocalStackConfig
+from agentflow_local.template import load_template
 
 DEV_USER = "dev"
 DEFAULT_PORT = 3000

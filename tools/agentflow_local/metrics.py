@@ -82,7 +82,7 @@ class FileEMFProvider(AmazonCloudWatchEMFProvider):
 def file_metrics(path: Path | None) -> Any:
     """A metrics factory for the runtime: Powertools `Metrics` whose EMF documents go to `path`."""
 
-    def factory(namespace: str) -> Metrics:
-        return Metrics(provider=FileEMFProvider(path, namespace=namespace))
+    def factory(namespace: str, service: str) -> Metrics:
+        return Metrics(provider=FileEMFProvider(path, namespace=namespace, service=service))
 
     return factory

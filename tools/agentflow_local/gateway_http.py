@@ -18,7 +18,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from agentflow.local.gateway_events import GatewayResponse, _gateway_error, _Request
+from agentflow_local.gateway_events import GatewayResponse, _gateway_error, _Request
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentflow.local.dynamodb import process_alive
+from agentflow_local.dynamodb import process_alive
 
 
 def local_dir(root: Path) -> Path:

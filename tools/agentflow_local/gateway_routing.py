@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from agentflow.local.template import ApiRoute, AppTemplate, FunctionSpec, TemplateError
+from agentflow_local.template import ApiRoute, AppTemplate, FunctionSpec, TemplateError
 
 _LITERAL, _PARAM, _GREEDY = 0, 1, 2  # ranks: a lower rank is more specific
 

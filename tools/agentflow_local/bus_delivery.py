@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agentflow.local.lambda_runtime import FakeLambdaContext, Handler
-from agentflow.local.template import EventRule, FunctionSpec
+from agentflow_local.lambda_runtime import FakeLambdaContext, Handler
+from agentflow_local.template import EventRule, FunctionSpec
 
 __all__ = ["DeadLetter", "Delivery", "Target"]
 

@@ -1,0 +1,1 @@
+"""Helpers the test tiers share (tests/README.md, "Shared helpers")."""
