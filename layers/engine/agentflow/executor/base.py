@@ -16,7 +16,7 @@ from agentflow.config import Settings
 from agentflow.errors import NotFound
 from agentflow.events import EventPublisher, OutboundEvent
 from agentflow.graph import ValidGraph, validate_graph
-from agentflow.store import ExecutionRecord, Meter, Store, Transition
+from agentflow.store import ExecutionRecord, Meter, RunStatePort, Store, Transition
 
 
 class NodeRunOutcome(StrEnum):
@@ -52,7 +52,7 @@ class StartResult:
 class UnitOfWork:
     """One handler's work on one run: a store metered for it, and the run it works on (known after a start)."""
 
-    store: Store
+    store: RunStatePort
     execution_id: str | None = None
 
 
@@ -92,7 +92,7 @@ class EngineBase:
         self._graphs[(user_id, graph_id, version)] = graph
         return graph_id, version
 
-    def load_graph(self, user_id: str, graph_id: str, version: int, store: Store | None = None) -> ValidGraph:
+    def load_graph(self, user_id: str, graph_id: str, version: int, store: RunStatePort | None = None) -> ValidGraph:
         key = (user_id, graph_id, version)
         if key not in self._graphs:
             raw = (store or self.store).get_graph_version(user_id, graph_id, version)
@@ -103,7 +103,7 @@ class EngineBase:
 
     # -- events
 
-    def _publish(self, store: Store, events: Sequence[OutboundEvent]) -> None:
+    def _publish(self, store: RunStatePort, events: Sequence[OutboundEvent]) -> None:
         if events:
             self.publisher.publish(events)
             store.meter.events_published += len(events)

@@ -9,7 +9,7 @@ from agentflow.clock import epoch_of
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import EngineBase
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import ExecutionRecord, Store, Transition
+from agentflow.store import ExecutionRecord, RunStatePort, Transition
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ N = NodeStatus
 
 
 class Lifecycle(EngineBase):
-    def _maybe_finalize(self, store: Store, execution_id: str) -> bool:
+    def _maybe_finalize(self, store: RunStatePort, execution_id: str) -> bool:
         """Finalize a RUNNING run whose pending count is 0; True when this call did it."""
         execution = store.get_execution(execution_id)
         if execution is None or execution.status is not E.RUNNING or execution.pending != 0:
@@ -30,12 +30,12 @@ class Lifecycle(EngineBase):
         self._ended(store, done)
         return done.won
 
-    def _fail_run(self, store: Store, execution_id: str, error: str) -> None:
+    def _fail_run(self, store: RunStatePort, execution_id: str, error: str) -> None:
         """RUNNING -> FAILED for a reason that is not a node's (a missing graph, the node-execution limit)."""
         failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=error, keep_listed=self._retains)
         self._ended(store, failed)
 
-    def _ended(self, store: Store, ended: Transition[ExecutionRecord]) -> None:
+    def _ended(self, store: RunStatePort, ended: Transition[ExecutionRecord]) -> None:
         """After a run reached COMPLETED or FAILED: the winner announces it and stamps its retention."""
         if not ended.won or ended.item is None:
             return
@@ -46,7 +46,7 @@ class Lifecycle(EngineBase):
             except Exception:  # the sweeper finishes it: the run stays on its index until retired
                 logger.exception("retention of %s failed; the sweeper will retry", ended.item.execution_id)
 
-    def _retire(self, store: Store, execution: ExecutionRecord) -> None:
+    def _retire(self, store: RunStatePort, execution: ExecutionRecord) -> None:
         ended_at = execution.ended_at or execution.updated_at
         ended = epoch_of(ended_at) if ended_at else store.clock()
         expires_at = int(ended + self.settings.retention_seconds)
@@ -79,7 +79,7 @@ class Lifecycle(EngineBase):
             self._maybe_finalize(store, execution_id)
             return resumed
 
-    def _requeue_if_resumed(self, store: Store, execution_id: str, node_id: str, seq: int) -> None:
+    def _requeue_if_resumed(self, store: RunStatePort, execution_id: str, node_id: str, seq: int) -> None:
         """A resume may have listed the nodes before this one became TERMINATED (it then saw it QUEUED or
         RUNNING and left it): if the run is RUNNING again, re-queue the node ourselves. Only one of us and the
         resume wins the TERMINATED -> QUEUED write."""

@@ -14,7 +14,7 @@ from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
 from agentflow.executor.propagation import Propagation
 from agentflow.graph import ValidGraph
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, Store
+from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class NodeRunning(Propagation):
             return self._run_node(unit.store, execution_id, node_id, seq, lease_seconds)
 
     def _run_node(
-        self, store: Store, execution_id: str, node_id: str, seq: int, lease_seconds: float | None
+        self, store: RunStatePort, execution_id: str, node_id: str, seq: int, lease_seconds: float | None
     ) -> NodeRunOutcome:
         execution = store.get_execution(execution_id)
         if execution is None:
@@ -66,7 +66,7 @@ class NodeRunning(Propagation):
             return self._finish_terminated(store, execution_id, node_id, seq, attempt)
         return self._finish(store, execution_id, graph, node, attempt, error)
 
-    def _execution_runs(self, store: Store, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
+    def _execution_runs(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
         """Whether the run lets this node run: a stopped or ended run terminates it; the first node moves the
         run to RUNNING."""
         execution_id = execution.execution_id
@@ -111,7 +111,13 @@ class NodeRunning(Propagation):
         return outputs, run.error
 
     def _finish(
-        self, store: Store, execution_id: str, graph: ValidGraph, node: NodeRecord, attempt: int, error: str | None
+        self,
+        store: RunStatePort,
+        execution_id: str,
+        graph: ValidGraph,
+        node: NodeRecord,
+        attempt: int,
+        error: str | None,
     ) -> NodeRunOutcome:
         node_id, seq = node.node_id, node.seq
         block = graph.block(node_id)
@@ -131,7 +137,7 @@ class NodeRunning(Propagation):
         return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
 
     def _finish_terminated(
-        self, store: Store, execution_id: str, node_id: str, seq: int, attempt: int
+        self, store: RunStatePort, execution_id: str, node_id: str, seq: int, attempt: int
     ) -> NodeRunOutcome:
         """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume."""
         if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED):

@@ -15,7 +15,7 @@ from agentflow.executor.lifecycle import Lifecycle
 from agentflow.graph import Link, ValidGraph
 from agentflow.pins import select_output
 from agentflow.statuses import NodeStatus
-from agentflow.store import NodeRecord, QueueOutcome, Store
+from agentflow.store import NodeRecord, QueueOutcome, RunStatePort
 
 N = NodeStatus
 
@@ -24,7 +24,7 @@ N = NodeStatus
 class Hop:
     """One node's propagation: where it writes, which run and graph, and the node events it queued."""
 
-    store: Store
+    store: RunStatePort
     execution_id: str
     graph: ValidGraph
     queued: list[OutboundEvent] = field(default_factory=list)
@@ -32,7 +32,7 @@ class Hop:
 
 class Propagation(Lifecycle):
     def _propagate(
-        self, store: Store, execution_id: str, graph: ValidGraph, node_id: str, seq: int, outputs: Sequence[Any]
+        self, store: RunStatePort, execution_id: str, graph: ValidGraph, node_id: str, seq: int, outputs: Sequence[Any]
     ) -> bool:
         """Deliver every output along every link that selects it. False when the execution stopped running."""
         hop = Hop(store, execution_id, graph)

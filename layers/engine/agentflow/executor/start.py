@@ -14,7 +14,7 @@ from agentflow.executor.base import StartResult, dumps
 from agentflow.executor.node import NodeRunning
 from agentflow.graph import GraphValidationError, Problem, ValidGraph, validate_inputs
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import Store
+from agentflow.store import RunStatePort
 
 MAX_START_BYTES = 100_000  # a run's inputs travel in node items (400 KB each) beside their outputs
 
@@ -94,7 +94,7 @@ class Starting(NodeRunning):
             self._publish_start(store, execution_id)
             return StartResult(execution_id, created)
 
-    def _publish_start(self, store: Store, execution_id: str) -> None:
+    def _publish_start(self, store: RunStatePort, execution_id: str) -> None:
         moved = store.transition_execution(execution_id, E.QUEUED, [E.INCOMPLETE])
         if not moved.won:
             return  # another starter won and publishes

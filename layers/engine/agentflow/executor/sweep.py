@@ -9,7 +9,7 @@ from agentflow.events import OutboundEvent
 from agentflow.executor.base import SweepReport, age_seconds
 from agentflow.executor.start import Starting
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import ExecutionRecord, NodeRecord, Store
+from agentflow.store import ExecutionRecord, NodeRecord, RunStatePort
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Sweeping(Starting):
         return self.sweep(stale_after_seconds=0)
 
     def _sweep_execution(
-        self, store: Store, execution: ExecutionRecord, stale_after: float, now: float, report: SweepReport
+        self, store: RunStatePort, execution: ExecutionRecord, stale_after: float, now: float, report: SweepReport
     ) -> None:
         execution_id = execution.execution_id
         status = execution.status
@@ -77,7 +77,7 @@ class Sweeping(Starting):
 
     @staticmethod
     def _requeue_left_behind(
-        store: Store, execution_id: str, nodes: list[NodeRecord], stale_after: float, now: float
+        store: RunStatePort, execution_id: str, nodes: list[NodeRecord], stale_after: float, now: float
     ) -> list[NodeRecord]:
         """A TERMINATED node in a RUNNING run was left behind by a stop/resume race: queue it again."""
         moved = []
@@ -90,7 +90,7 @@ class Sweeping(Starting):
 
     @staticmethod
     def _checked_pending(
-        store: Store,
+        store: RunStatePort,
         execution: ExecutionRecord,
         nodes: list[NodeRecord],
         stale_after: float,

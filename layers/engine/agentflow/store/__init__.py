@@ -15,6 +15,7 @@ from __future__ import annotations
 from agentflow.store.catalog import Catalog, InvalidCursor
 from agentflow.store.deliveries import Deliveries, Delivery
 from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
+from agentflow.store.port import RunStatePort
 from agentflow.store.records import (
     ExecutionPage,
     ExecutionRecord,
@@ -44,6 +45,7 @@ __all__ = [
     "QueueResult",
     "RecordedOutput",
     "RunSnapshot",
+    "RunStatePort",
     "Store",
     "Transition",
     "dynamodb_client",
@@ -52,3 +54,7 @@ __all__ = [
 
 class Store(StatusWrites, RunItems, Deliveries, Catalog):
     """Every part of the store over one table, one meter and one clock."""
+
+
+def _satisfies(store: Store) -> RunStatePort:
+    return store  # mypy: Store provides everything the engine needs

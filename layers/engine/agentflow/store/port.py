@@ -1,0 +1,114 @@
+"""What the engine needs from the store, as a Protocol beside the `EventPublisher` one: the executor is typed
+against it, so a fake store (or another backend) only has to provide these. `Store` satisfies it (mypy checks
+`_satisfies` below)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from agentflow.clock import Clock
+from agentflow.statuses import ExecutionStatus, NodeStatus
+from agentflow.store.deliveries import Delivery
+from agentflow.store.dynamo import Item, Meter, Transition
+from agentflow.store.records import ExecutionRecord, NodeRecord, PinsRecord
+from agentflow.store.transitions import QueueResult
+
+
+class RunStatePort(Protocol):
+    """A run's state: one metered unit of work at a time (`with_meter`), every status change conditional."""
+
+    clock: Clock
+    meter: Meter
+
+    def with_meter(self, meter: Meter) -> RunStatePort: ...
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    def list_nodes(
+        self, execution_id: str, node_id: str | None = None, status: NodeStatus | None = None
+    ) -> list[NodeRecord]: ...
+
+    def list_active_executions(self) -> list[ExecutionRecord]: ...
+
+    def find_idempotent_execution(self, user_id: str, idempotency_key: str) -> str | None: ...
+
+    def create_execution(
+        self,
+        execution: Item,
+        inputs_json: str,
+        start_nodes: list[Item],
+        idempotency_key: str | None,
+    ) -> tuple[str, bool]: ...
+
+    def transition_execution(
+        self,
+        execution_id: str,
+        target: ExecutionStatus,
+        sources: Iterable[ExecutionStatus] | None = None,
+        *,
+        error: str | None = None,
+        require_pending_zero: bool = False,
+        keep_listed: bool = False,
+    ) -> Transition[ExecutionRecord]: ...
+
+    def transition_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        target: NodeStatus,
+        sources: Iterable[NodeStatus] | None = None,
+    ) -> Transition[NodeRecord]: ...
+
+    def claim_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float) -> Transition[NodeRecord]: ...
+
+    def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool: ...
+
+    def queue_slot(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        inputs_json: str,
+        delivered_pins: Iterable[str],
+    ) -> QueueResult: ...
+
+    def save_node_result(
+        self, execution_id: str, node_id: str, seq: int, attempt: int, outputs_json: str, error: str | None
+    ) -> bool: ...
+
+    def deliver(
+        self,
+        execution_id: str,
+        node_id: str,
+        block_id: str,
+        pin: str,
+        delivery_id: str,
+        value_json: str,
+        static: bool,
+    ) -> Delivery: ...
+
+    def get_pins(self, execution_id: str, node_id: str) -> PinsRecord: ...
+
+    def finish_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        target: NodeStatus,
+        *,
+        unhandled_error: str | None = None,
+        recorded_output: tuple[str, str] | None = None,
+    ) -> bool: ...
+
+    def flush_meter(self, execution_id: str) -> None: ...
+
+    def repair_pending(self, execution_id: str, seen: int, actual: int) -> bool: ...
+
+    def retire(self, execution_id: str, expires_at: int | None, idempotency_pk: str | None) -> int: ...
+
+    def put_graph_version(self, user_id: str, graph_id: str, name: str, graph_json: str) -> int: ...
+
+    def get_graph_version(self, user_id: str, graph_id: str, version: int) -> str | None: ...
