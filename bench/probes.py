@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -28,7 +29,7 @@ import boto3
 import agentflow.store
 from agentflow.executor import Engine, NodeRunOutcome
 
-STORE_FILE = agentflow.store.__file__
+STORE_DIR = str(Path(agentflow.store.__file__).parent)  # the store package: every module of it
 EVENT_CHUNK_BYTES = 64 * 1024  # EventBridge bills PutEvents entries per 64 KB chunk
 _HOOK_ID = "agentflow-bench"
 
@@ -87,7 +88,7 @@ def _caller() -> str:
     frame = inspect.currentframe()
     while frame is not None:
         code = frame.f_code
-        if code.co_filename == STORE_FILE and not code.co_name.startswith("_"):
+        if code.co_filename.startswith(STORE_DIR) and not code.co_name.startswith("_"):
             return code.co_name
         frame = frame.f_back
     return "-"
