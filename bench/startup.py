@@ -74,11 +74,11 @@ _PSEUDO = {
 }
 
 
-def _lambda_env(spec: FunctionSpec) -> dict[str, str]:
+def _lambda_env(spec: FunctionSpec, parameters: dict[str, str]) -> dict[str, str]:
     """What the function's environment holds in Lambda (its template variables, with made-up resource names) and
     dummy credentials; nothing of this process's AWS or Python settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
-    refs = _DummyRefs(_PSEUDO)
+    refs = _DummyRefs({**parameters, **_PSEUDO})  # a template parameter means its default
     for name, value in spec.environment.items():
         try:
             env.update(resolve_environment({name: value}, refs))
@@ -131,10 +131,11 @@ def _heaviest(importtime_log: str, import_s: float, top: int = 6) -> list[tuple[
 def import_times(root: Path, runs: int, layer_python: Path) -> list[ImportTime]:
     """`layer_python`: a folder holding the layer's python/ contents without .pyc (see `unpack_layer`)."""
     results = []
-    for spec in load_template(root / "template.yaml").functions.values():
+    template = load_template(root / "template.yaml")
+    for spec in template.functions.values():
         handler, code_dir = spec.handler_path, spec.code_dir
         relative = str(handler.relative_to(root)) if handler.is_relative_to(root) else str(handler)
-        cached_env = _lambda_env(spec)
+        cached_env = _lambda_env(spec, template.parameter_defaults())
         # The layer first on sys.path and no .pyc written: the layer's modules compile on every import, while the
         # interpreter's own (and boto3, which the Lambda runtime provides) stay cached, as in the runtime image.
         lambda_env = {**cached_env, "PYTHONPATH": str(layer_python), "PYTHONDONTWRITEBYTECODE": "1"}
