@@ -78,8 +78,10 @@ test-integration: setup
 test-e2e: setup
 	$(VENV)/bin/pytest tests/e2e -q
 
+# Unit and contract tests run on two workers; the tiers that start local stacks run one test at a time.
 test: setup lint validate build
-	$(VENV)/bin/pytest tests -q
+	$(VENV)/bin/pytest tests/unit tests/contract -q -n 2
+	$(VENV)/bin/pytest tests/integration tests/e2e -q
 
 bench: setup
 	$(VENV)/bin/python -m bench $(ARGS)
