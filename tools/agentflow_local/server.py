@@ -69,7 +69,7 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
     scheduler: RateScheduler | None = None
     cron: CronScheduler | None = None
     try:
-        gateway = LocalApiGateway(stack.template, port=port, runtime=stack.runtime).start()
+        gateway = LocalApiGateway(stack.template, port=port, runtime=stack.runtime, clock=stack.runtime.clock).start()
         scheduler = RateScheduler(stack.template, runtime=stack.runtime).start()
         cron = CronScheduler(stack.template, stack.runtime).start()
         key = dev_api_key(stack.engine.store, files)
