@@ -17,6 +17,8 @@ from aws_lambda_powertools.metrics.exceptions import SchemaValidationError
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 
+from agentflow.runtime import MetricsFactory
+
 _PER_THREAD = ("metric_set", "dimension_set", "metadata_set", "timestamp", "dimension_sets")
 _write_lock = threading.Lock()
 
@@ -79,7 +81,7 @@ class FileEMFProvider(AmazonCloudWatchEMFProvider):
                 out.write(line)
 
 
-def file_metrics(path: Path | None) -> Any:
+def file_metrics(path: Path | None) -> MetricsFactory:
     """A metrics factory for the runtime: Powertools `Metrics` whose EMF documents go to `path`."""
 
     def factory(namespace: str, service: str) -> Metrics:

@@ -11,10 +11,10 @@ from pathlib import Path
 import boto3
 
 from agentflow.clock import Clock, system_clock
-from agentflow.config import Settings
-from agentflow.errors import ConfigurationError
+from agentflow.config import Settings, env_number
 from agentflow.executor import Engine, SweepReport
-from agentflow.runtime import CLIENT_CONFIG, Runtime, build_runtime
+from agentflow.runtime import Runtime, build_runtime
+from agentflow.store.dynamo import CLIENT_CONFIG
 from agentflow_local.bus import LocalEventBus
 from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
 from agentflow_local.files import LocalFiles, running_dynamodb_endpoint
@@ -26,19 +26,6 @@ LOCAL_STACK_NAME = "agentflow-local"
 BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
 RETENTION_ENV = "AGENTFLOW_RETENTION_DAYS"
-
-
-def _env_number(name: str) -> float | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of days, got {raw!r}") from None
-    if value < 0:
-        raise ConfigurationError(f"{name} must be 0 (keep forever) or more, got {raw!r}")
-    return value
 
 
 def local_refs(table_name: str, bus_name: str, parameters: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -83,7 +70,7 @@ class LocalStackConfig:
             dynamodb_endpoint=os.environ.get(DYNAMODB_ENDPOINT_ENV) or running_dynamodb_endpoint(files),
             table_name=os.environ.get("AGENTFLOW_TABLE", TABLE_NAME),
             metrics_file=files.metrics,
-            retention_days=_env_number(RETENTION_ENV),
+            retention_days=env_number(os.environ, RETENTION_ENV, minimum=0),
         )
         for name, value in overrides.items():
             setattr(config, name, value)

@@ -12,10 +12,11 @@ from agentflow.errors import ConfigurationError
 DEFAULT_RETENTION_DAYS = 30.0
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def env_number(env: Mapping[str, str], name: str, minimum: float) -> float | None:
+    """The number in variable `name` (None when unset or empty); ConfigurationError naming it when malformed."""
     raw = env.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
         value = float(raw)
     except ValueError:
@@ -23,6 +24,11 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum:g}, got {raw!r}")
     return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    value = env_number(env, name, minimum)
+    return default if value is None else value
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from botocore.config import Config
 
 from agentflow.clock import Clock, system_clock
 from agentflow.config import Settings
 from agentflow.events import EventBridgePublisher, EventPublisher
 from agentflow.executor import Engine
 from agentflow.store import Store, dynamodb_client
+from agentflow.store.dynamo import CLIENT_CONFIG
 from agentflow.triggers.schedules import SchedulerPort, scheduler_for
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
 
 MetricsFactory = Callable[[str, str], Metrics]  # (namespace, service) -> metrics
 
@@ -42,10 +40,14 @@ def cloudwatch_metrics(namespace: str, service: str) -> Metrics:
 class Runtime:
     settings: Settings
     engine: Engine
-    clock: Clock = system_clock
     metrics_factory: MetricsFactory = cloudwatch_metrics
     _scheduler: SchedulerPort | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock everything of this runtime reads: the store's, which stamps every item."""
+        return self.engine.store.clock
 
     def scheduler(self) -> SchedulerPort:
         """The schedule port, made on first use: only the schedule routes and the run function need it."""
@@ -80,7 +82,7 @@ def build_runtime(
             events_client or boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name
         )
     engine = Engine(Store(dynamodb, settings.table_name, clock=clock), publisher, settings)
-    return Runtime(settings, engine, clock, metrics_factory, scheduler)
+    return Runtime(settings, engine, metrics_factory, scheduler)
 
 
 _overrides: list[Runtime] = []

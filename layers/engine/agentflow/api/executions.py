@@ -119,7 +119,7 @@ def _control_routes(r: APIGatewayRouter, deps: Deps) -> None:
     def stop(execution_id: str) -> m.StatusOut:
         deps.owned_execution(execution_id)
         result = deps.engine.stop(execution_id)
-        current = result.item.status.value if result.item else "UNKNOWN"
+        current = result.status or "UNKNOWN"
         if not result.won:
             raise conflict(f"cannot stop an execution that is {current}", {"status": current})
         return m.StatusOut(execution_id=execution_id, status=current)
@@ -132,7 +132,7 @@ def _control_routes(r: APIGatewayRouter, deps: Deps) -> None:
     def resume(execution_id: str) -> m.StatusOut:
         deps.owned_execution(execution_id)
         result = deps.engine.resume(execution_id)
-        current = result.item.status.value if result.item else "UNKNOWN"
+        current = result.status or "UNKNOWN"
         if not result.won:
             raise conflict(
                 f"cannot resume an execution that is {current}; only {ExecutionStatus.TERMINATED.value} runs resume",

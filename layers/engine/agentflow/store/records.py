@@ -38,8 +38,6 @@ class ExecutionRecord:
     ended_at: str | None = None
     history: tuple[Mapping[str, Any], ...] = ()
     idempotency_pk: str | None = None  # the item of its Idempotency-Key, which expires with it
-    listed: bool = False  # on the sweeper's index (unfinished, or finished with its retention not stamped)
-    expires_at: int | None = None
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -60,8 +58,6 @@ class ExecutionRecord:
             ended_at=_opt_str(item.get("ended_at")),
             history=tuple(item.get("history") or ()),
             idempotency_pk=_opt_str(item.get("idempotency_pk")),
-            listed="GSI2PK" in item,
-            expires_at=None if item.get("expires_at") is None else int(item["expires_at"]),
         )
 
 
@@ -84,10 +80,6 @@ class NodeRecord:
     ended_at: str | None = None
     updated_at: str | None = None
     delivered: Mapping[str, str] = field(default_factory=dict)  # pin -> JSON value, while the slot waits
-
-    @property
-    def has_outputs(self) -> bool:
-        return self.outputs is not None
 
     def delivered_values(self) -> dict[str, Any]:
         return {pin: json.loads(value) for pin, value in self.delivered.items()}
