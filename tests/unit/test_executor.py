@@ -66,7 +66,7 @@ def test_static_value_arriving_last_backfills_waiting_slots(engine: Engine, publ
 def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
     engine: Engine, publisher: RecordingPublisher, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agentflow.executor.node as executor_module
+    import agentflow.executor.attempts as executor_module
 
     runs: list[str] = []
     real_execute = executor_module.execute_block

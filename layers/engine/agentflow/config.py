@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentflow.errors import ConfigurationError
+from agentflow.net.policy import HttpPolicy
+from agentflow.retries import ResolvedPolicy
 
 DEFAULT_RETENTION_DAYS = 30.0
 
@@ -35,7 +37,11 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
 class Settings:
     table_name: str
     event_bus_name: str
-    max_attempts: int = 3  # claims of one node execution before it fails (crashed or timed-out workers)
+    max_attempts: int = 3  # attempts of one node execution: retries of transient errors and crashed workers
+    retry_initial_delay_seconds: float = 2.0  # backoff before attempt 2; doubles per attempt, with full jitter
+    retry_max_delay_seconds: float = 60.0  # the longest backoff (a Retry-After is honoured up to it)
+    retry_queue_url: str = ""  # the SQS queue delayed attempts go through (template.yaml: RetryQueue)
+    node_timeout_seconds: float = 60.0  # a block's default time limit per attempt (blocks and nodes may set theirs)
     default_lease_seconds: float = 300.0  # the node executor's timeout in template.yaml
     max_value_bytes: int = 300_000  # a node's inputs or outputs must fit one DynamoDB item (400 KB)
     retention_days: float = DEFAULT_RETENTION_DAYS  # finished runs expire (DynamoDB TTL) this long after they end
@@ -45,11 +51,19 @@ class Settings:
     scheduler_role_arn: str = ""
     service_name: str = "agentflow"  # in logs and metrics
     log_level: str = "INFO"
+    http: HttpPolicy = field(default_factory=HttpPolicy)  # what the HTTP blocks may reach (AGENTFLOW_HTTP_*)
+    credentials_key_id: str = ""  # the KMS key encrypting users' credentials (deployed; template.yaml sets it)
+    credentials_key_file: str = ""  # a local key file instead (the local stack sets it); wins when both are set
 
     @property
     def retention_seconds(self) -> float:
         """0 keeps runs forever."""
         return self.retention_days * 86_400
+
+    @property
+    def retry_policy(self) -> ResolvedPolicy:
+        """The retry policy of a node whose graph and metadata set none."""
+        return ResolvedPolicy(self.max_attempts, self.retry_initial_delay_seconds, self.retry_max_delay_seconds)
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +76,10 @@ class Settings:
             table_name=table,
             event_bus_name=bus,
             max_attempts=int(_number(env, "AGENTFLOW_MAX_ATTEMPTS", 3, 1)),
+            retry_initial_delay_seconds=_number(env, "AGENTFLOW_RETRY_INITIAL_DELAY", 2.0, 0),
+            retry_max_delay_seconds=min(_number(env, "AGENTFLOW_RETRY_MAX_DELAY", 60.0, 0), 900.0),
+            retry_queue_url=env.get("RETRY_QUEUE_URL", ""),
+            node_timeout_seconds=_number(env, "AGENTFLOW_NODE_TIMEOUT", 60.0, 0.001),
             retention_days=_number(env, "AGENTFLOW_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 0),
             scheduler_mode=env.get("AGENTFLOW_SCHEDULER") or "eventbridge",
             schedule_group_name=env.get("SCHEDULE_GROUP_NAME", ""),
@@ -69,4 +87,19 @@ class Settings:
             scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
             service_name=env.get("POWERTOOLS_SERVICE_NAME") or "agentflow",
             log_level=(env.get("POWERTOOLS_LOG_LEVEL") or env.get("LOG_LEVEL") or "INFO").upper(),
+            http=http_policy(env),
+            credentials_key_id=env.get("AGENTFLOW_CREDENTIALS_KEY_ID", ""),
+            credentials_key_file=env.get("AGENTFLOW_CREDENTIALS_KEY_FILE", ""),
         )
+
+
+def http_policy(env: Mapping[str, str]) -> HttpPolicy:
+    """AGENTFLOW_HTTP_ALLOW_HOSTS (comma-separated names or addresses) and the request limits."""
+    defaults = HttpPolicy()
+    allow = frozenset(h.strip().lower() for h in (env.get("AGENTFLOW_HTTP_ALLOW_HOSTS") or "").split(",") if h.strip())
+    return HttpPolicy(
+        allow_hosts=allow,
+        connect_timeout=_number(env, "AGENTFLOW_HTTP_CONNECT_TIMEOUT", defaults.connect_timeout, 0.001),
+        read_timeout=_number(env, "AGENTFLOW_HTTP_READ_TIMEOUT", defaults.read_timeout, 0.001),
+        max_response_bytes=int(_number(env, "AGENTFLOW_HTTP_MAX_RESPONSE_BYTES", defaults.max_response_bytes, 1)),
+    )

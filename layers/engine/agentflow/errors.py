@@ -26,3 +26,13 @@ class ConfigurationError(AgentflowError, RuntimeError):
 
 class ResourceLimit(AgentflowError):
     """A DynamoDB, EventBridge or size limit was hit: the message says which and by how much."""
+
+
+class RetryableError(AgentflowError):
+    """A transient failure (HTTP 429/502/503/504, a timeout, a refused connection, a provider's rate limit): the
+    engine runs the node execution again later, under its retry policy (docs/architecture.md, "Retries").
+    `retry_after` (seconds) is the server's own hint (a `Retry-After` header), honoured up to the policy's cap."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

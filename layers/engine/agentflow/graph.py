@@ -17,6 +17,7 @@ from agentflow.blocks.registry import get_block
 from agentflow.blocks.sdk import Block, BlockType
 from agentflow.errors import InvalidInput
 from agentflow.pins import base_name
+from agentflow.retries import ResolvedPolicy, RetryPolicy, parse_policy
 
 MAX_NODES = 500
 MAX_LINKS = 2_000
@@ -25,6 +26,8 @@ DEFAULT_NODE_EXECUTION_LIMIT = 1_000
 # A node's delivery records share one item (PINS, ~20 bytes each): 20,000 keeps it well under 400 KB.
 MAX_NODE_EXECUTION_LIMIT = 20_000
 FORBIDDEN_ID_CHARS = ("#", "/")  # both are separators in DynamoDB sort keys and delivery ids
+MAX_NODE_TIMEOUT_SECONDS = 900.0  # Lambda's longest timeout; the executor caps it to its own function's
+MAX_RUN_TIMEOUT_SECONDS = 30 * 86_400.0
 
 
 class Link(BaseModel):
@@ -59,6 +62,8 @@ class Graph(BaseModel):
     nodes: list[Node] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     node_execution_limit: int = DEFAULT_NODE_EXECUTION_LIMIT
+    retry_policy: dict[str, Any] | None = None  # every node's, unless its metadata sets its own (README, Retries)
+    timeout_seconds: float | None = None  # a run still going after this long fails (None: no limit)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -109,6 +114,21 @@ class ValidGraph:
     @property
     def node_execution_limit(self) -> int:
         return self.graph.node_execution_limit
+
+    def retry_policy(self, node_id: str, default: ResolvedPolicy) -> ResolvedPolicy:
+        """The node's metadata policy over the graph's over `default` (the settings')."""
+        policy = default
+        if self.graph.retry_policy is not None:
+            policy = RetryPolicy.model_validate(self.graph.retry_policy).over(policy)
+        own = self.nodes[node_id].metadata.get("retry_policy")
+        if own is not None:
+            policy = RetryPolicy.model_validate(own).over(policy)
+        return policy
+
+    def node_timeout(self, node_id: str) -> float | None:
+        """The node's own time limit per attempt (metadata `timeout_seconds`), else its block's default."""
+        own = self.nodes[node_id].metadata.get("timeout_seconds")
+        return float(own) if own is not None else self.blocks[node_id].timeout_seconds
 
     @cached_property
     def links_from(self) -> dict[str, list[tuple[int, Link]]]:
@@ -221,6 +241,7 @@ def validate_graph(data: Any) -> ValidGraph:
     blocks, seen = _resolve_blocks(graph, problems)
     linked = _check_links(graph, blocks, seen, problems)
     _check_required_inputs(graph, blocks, linked, problems)
+    _check_limits(graph, problems)
     triggers = [n.id for n in graph.nodes if n.id in blocks and blocks[n.id].block_type is BlockType.WEBHOOK]
     for extra in triggers[1:]:
         problems.append(Problem(f"a graph holds at most one trigger block (also node {triggers[0]!r})", extra))
@@ -246,6 +267,31 @@ def _size_problems(graph: Graph) -> list[Problem]:
     if not 1 <= graph.node_execution_limit <= MAX_NODE_EXECUTION_LIMIT:
         problems.append(Problem(f"node_execution_limit must be between 1 and {MAX_NODE_EXECUTION_LIMIT}"))
     return problems
+
+
+def _positive(value: Any, maximum: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= maximum
+
+
+def _check_limits(graph: Graph, problems: list[Problem]) -> None:
+    """Retry policies and timeouts, of the graph and of each node's metadata (README, "Retries and timeouts")."""
+    if graph.retry_policy is not None:
+        try:
+            parse_policy(graph.retry_policy, "retry_policy")
+        except InvalidInput as exc:
+            problems.append(Problem(str(exc)))
+    if graph.timeout_seconds is not None and not _positive(graph.timeout_seconds, MAX_RUN_TIMEOUT_SECONDS):
+        problems.append(Problem(f"timeout_seconds must be a number of seconds in (0, {MAX_RUN_TIMEOUT_SECONDS:g}]"))
+    for node in graph.nodes:
+        if node.metadata.get("retry_policy") is not None:
+            try:
+                parse_policy(node.metadata["retry_policy"], "metadata.retry_policy")
+            except InvalidInput as exc:
+                problems.append(Problem(str(exc), node.id, "metadata.retry_policy"))
+        timeout = node.metadata.get("timeout_seconds")
+        if timeout is not None and not _positive(timeout, MAX_NODE_TIMEOUT_SECONDS):
+            message = f"metadata.timeout_seconds must be a number of seconds in (0, {MAX_NODE_TIMEOUT_SECONDS:g}]"
+            problems.append(Problem(message, node.id, "metadata.timeout_seconds"))
 
 
 def _resolve_blocks(graph: Graph, problems: list[Problem]) -> tuple[dict[str, type[Block]], set[str]]:

@@ -41,10 +41,11 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 }
 
 # RUNNING -> RUNNING is the takeover of an expired lease; the store adds the lease guard to that source.
+# RUNNING -> QUEUED is a retry: the attempt failed transiently and waits for its backoff (`schedule_retry`).
 NODE_TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
     N.INCOMPLETE: frozenset({N.QUEUED, N.TERMINATED}),
     N.QUEUED: frozenset({N.RUNNING, N.TERMINATED}),
-    N.RUNNING: frozenset({N.RUNNING, N.COMPLETED, N.FAILED, N.TERMINATED}),
+    N.RUNNING: frozenset({N.RUNNING, N.QUEUED, N.COMPLETED, N.FAILED, N.TERMINATED}),
     N.TERMINATED: frozenset({N.QUEUED}),  # resume
     N.COMPLETED: frozenset(),
     N.FAILED: frozenset(),

@@ -14,7 +14,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from agentflow.errors import AgentflowError
+from agentflow.errors import AgentflowError, RetryableError
+from agentflow.net.policy import HttpPolicy
+
+__all__ = ["Block", "BlockContext", "BlockError", "BlockSchema", "BlockTestCase", "BlockType", "RetryableError"]
 
 
 class BlockType(StrEnum):
@@ -63,6 +66,14 @@ class BlockContext:
     node_id: str = ""
     node_exec_id: str = ""
     mocks: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # this run's attempt number (1 for the first)
+    max_attempts: int = 1  # the node's retry policy: a block may answer differently on its last attempt
+    credentials: Mapping[str, Any] = field(default_factory=dict)  # credentials pin -> resolved credentials
+    http: HttpPolicy = field(default_factory=HttpPolicy)  # what outbound requests may reach (agentflow.net)
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class Block:
         False  # links leaving this block are forced static (README, "Concepts": static link)
     )
     cost: ClassVar[int] = 0
+    timeout_seconds: ClassVar[float | None] = None  # per attempt; None: the settings' AGENTFLOW_NODE_TIMEOUT
     Input: ClassVar[type[BlockSchema]]
     Output: ClassVar[type[BlockSchema]]
     test_cases: ClassVar[tuple[BlockTestCase, ...]] = ()

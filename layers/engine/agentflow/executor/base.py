@@ -4,6 +4,7 @@ and one unit of work (a store metered for it, whose costs are added to the run's
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,15 +14,19 @@ from typing import Any
 
 from agentflow.clock import epoch_of
 from agentflow.config import Settings
+from agentflow.credentials.port import CredentialsPort
 from agentflow.errors import NotFound
 from agentflow.events import EventPublisher, OutboundEvent
 from agentflow.graph import ValidGraph, validate_graph
+from agentflow.retries import RetryQueue
 from agentflow.store import ExecutionRecord, Meter, RunStatePort, Store, Transition
 
 
 class NodeRunOutcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
+    RETRYING = "retrying"  # the attempt failed transiently: the next one is queued with a delay
+    NOT_DUE = "not_due"  # a retry's backoff has not passed yet: its delayed message runs it
     TERMINATED = "terminated"  # the execution was stopped or had ended; the node will resume or never run
     DUPLICATE = "duplicate"  # another delivery holds or finished this node execution
     LOST_LEASE = "lost_lease"  # the lease expired and another worker took over
@@ -35,7 +40,8 @@ class GraphNotFound(NotFound):
 @dataclass
 class SweepReport:
     executions: int = 0  # unfinished executions looked at
-    republished: int = 0  # node events published again (lost QUEUED events, expired leases)
+    republished: int = 0  # node events published again (lost QUEUED events, expired leases, lost retries)
+    timed_out: int = 0  # runs failed because they went past their graph's timeout_seconds
     started: int = 0  # starts that died between writing the execution and publishing its nodes
     finalized: int = 0  # runs whose pending count reached 0 without anyone finalizing them
     repaired: int = 0  # pending counts that disagreed with the node items
@@ -67,10 +73,22 @@ def age_seconds(timestamp: str | None, now: float) -> float:
 
 
 class EngineBase:
-    def __init__(self, store: Store, publisher: EventPublisher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: EventPublisher,
+        settings: Settings,
+        *,
+        credentials: CredentialsPort | None = None,
+        retry_queue: RetryQueue | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
+        self.credentials = credentials  # None: graphs whose blocks take credentials cannot start
+        self.retry_queue = retry_queue  # None: a transient failure fails its node (no delayed attempts)
+        self.rng = rng or random.Random()  # the backoff's jitter; tests seed it
         self._graphs: dict[tuple[str, str, int], ValidGraph] = {}  # versions are immutable: cache freely
 
     @contextmanager

@@ -35,6 +35,19 @@ class Lifecycle(EngineBase):
         failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=error, keep_listed=self._retains)
         self._ended(store, failed)
 
+    def _time_out(self, store: RunStatePort, execution: ExecutionRecord) -> bool:
+        """QUEUED/RUNNING -> FAILED for a run past its deadline; True when this call did it."""
+        assert execution.deadline is not None
+        limit = execution.deadline - epoch_of(execution.created_at) if execution.created_at else None
+        error = "the run timed out: it was still going after its graph's timeout_seconds"
+        if limit is not None:
+            error += f" ({limit:g} s)"
+        failed = store.transition_execution(
+            execution.execution_id, E.FAILED, [E.QUEUED, E.RUNNING], error=error, keep_listed=self._retains
+        )
+        self._ended(store, failed)
+        return failed.won
+
     def _ended(self, store: RunStatePort, ended: Transition[ExecutionRecord]) -> None:
         """After a run reached COMPLETED or FAILED: the winner announces it and stamps its retention."""
         if not ended.won or ended.item is None:

@@ -1,6 +1,7 @@
 """One node execution: claim it (a conditional write with a lease), run its block once (or take the outputs an
 earlier attempt saved), save the outputs before they propagate, propagate, then finish (`pending` - 1) and, if
-nothing is left, finalize the run."""
+nothing is left, finalize the run. A transient failure instead queues the next attempt after its backoff
+(docs/architecture.md, "Retries and timeouts")."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import json
 import logging
 from typing import Any
 
-from agentflow.blocks.execution import execute_block
-from agentflow.blocks.sdk import BlockContext, BlockType
+from agentflow.blocks.execution import ERROR_PIN, BlockRun
+from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
+from agentflow.clock import iso_at
+from agentflow.credentials.models import credential_fields
+from agentflow.executor.attempts import run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
 from agentflow.executor.propagation import Propagation
 from agentflow.graph import ValidGraph
+from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
 
@@ -20,26 +25,44 @@ logger = logging.getLogger(__name__)
 
 E = ExecutionStatus
 N = NodeStatus
+SAVE_MARGIN_SECONDS = 10.0  # of a worker's lease, kept to save and propagate a block's result after it runs
 
 
 class NodeRunning(Propagation):
-    def run_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float | None = None) -> NodeRunOutcome:
-        """Handle one NodeExecutionQueued event. Safe under duplicate and concurrent delivery."""
+    def run_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        lease_seconds: float | None = None,
+        attempt: int | None = None,
+    ) -> NodeRunOutcome:
+        """Handle one NodeExecutionQueued event (or, with `attempt`, one delayed retry). Safe under duplicate and
+        concurrent delivery: each attempt number runs at most once."""
         with self._unit(execution_id) as unit:
-            return self._run_node(unit.store, execution_id, node_id, seq, lease_seconds)
+            return self._run_node(unit.store, execution_id, node_id, seq, lease_seconds, attempt)
 
     def _run_node(
-        self, store: RunStatePort, execution_id: str, node_id: str, seq: int, lease_seconds: float | None
+        self,
+        store: RunStatePort,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        lease_seconds: float | None,
+        expected_attempt: int | None,
     ) -> NodeRunOutcome:
         execution = store.get_execution(execution_id)
         if execution is None:
             logger.warning("event for unknown execution %s", execution_id)
             return NodeRunOutcome.MISSING
+        if self._past_deadline(store, execution, node_id, seq):
+            return NodeRunOutcome.TERMINATED
         if not self._execution_runs(store, execution, node_id, seq):
             return NodeRunOutcome.TERMINATED
-        claim = store.claim_node(execution_id, node_id, seq, lease_seconds or self.settings.default_lease_seconds)
+        lease = lease_seconds or self.settings.default_lease_seconds
+        claim = store.claim_node(execution_id, node_id, seq, lease, expected_attempt)
         if not claim.won:
-            return NodeRunOutcome.MISSING if claim.item is None else NodeRunOutcome.DUPLICATE
+            return self._not_claimed(store, execution_id, claim.item, expected_attempt)
         node = claim.item
         assert node is not None
         attempt = node.attempts
@@ -49,11 +72,15 @@ class NodeRunning(Propagation):
             logger.error("execution %s: %s", execution_id, exc)
             self._fail_run(store, execution_id, str(exc))
             return NodeRunOutcome.FAILED
+        policy = graph.retry_policy(node_id, self.settings.retry_policy)
         if node.outputs is not None:  # an earlier attempt ran the block and died before finishing: don't rerun
             outputs: list[Any] = [tuple(pair) for pair in json.loads(node.outputs)]
             error: str | None = node.error
         else:
-            outputs, error = self._run_block(execution, graph, node, node_id, seq, attempt)
+            run = self._run_block(execution, graph, node, policy, lease)
+            if run.retryable and attempt < policy.max_attempts and self.retry_queue is not None:
+                return self._retry_later(store, execution_id, node, policy, run)
+            outputs, error = self._final_result(run, attempt, policy)
             if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error):
                 return NodeRunOutcome.LOST_LEASE
         try:
@@ -65,6 +92,32 @@ class NodeRunning(Propagation):
         if not propagated:
             return self._finish_terminated(store, execution_id, node_id, seq, attempt)
         return self._finish(store, execution_id, graph, node, attempt, error)
+
+    def _not_claimed(
+        self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None
+    ) -> NodeRunOutcome:
+        """Why a claim lost: no such node, a duplicate, or a retry whose backoff has not passed (a delayed message
+        that came early is sent again for the time that is left)."""
+        if node is None:
+            return NodeRunOutcome.MISSING
+        now = store.clock()
+        if node.status is N.QUEUED and node.due_at() > now:
+            if expected_attempt is not None and node.attempts == expected_attempt - 1 and self.retry_queue:
+                message = RetryMessage(execution_id, node.node_id, node.seq, expected_attempt)
+                self.retry_queue.send(message, node.due_at() - now)
+            return NodeRunOutcome.NOT_DUE
+        return NodeRunOutcome.DUPLICATE
+
+    def _past_deadline(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
+        """A running run past its graph's timeout_seconds fails here (and in the sweep, should no worker come by);
+        the node it woke is terminated. A stopped run waits for its resume."""
+        if execution.deadline is None or store.clock() <= execution.deadline:
+            return False
+        if execution.status not in (E.QUEUED, E.RUNNING):
+            return False
+        self._time_out(store, execution)
+        store.transition_node(execution.execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
+        return True
 
     def _execution_runs(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
         """Whether the run lets this node run: a stopped or ended run terminates it; the first node moves the
@@ -82,33 +135,81 @@ class NodeRunning(Propagation):
         return True
 
     def _run_block(
-        self, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord, node_id: str, seq: int, attempt: int
-    ) -> tuple[list[Any], str | None]:
-        """The block's outputs and error; an error output instead when it may not run or its outputs are too big."""
-        if attempt > self.settings.max_attempts:
+        self, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord, policy: ResolvedPolicy, lease: float
+    ) -> BlockRun:
+        """The block's run (credentials resolved, under its time limit, secrets scrubbed from what it returns), or
+        an error run when it may not run or its outputs are too big."""
+        node_id, attempt = node.node_id, node.attempts
+        if attempt > policy.max_attempts:
             error = (
                 f"gave up after {attempt - 1} attempts: the worker stopped before finishing "
                 "(timeout or crash; the lease expired)"
             )
-            return [("error", error)], error
+            return BlockRun([(ERROR_PIN, error)], error)
+        block = graph.block(node_id)
+        inputs = json.loads(node.inputs or "{}")
+        try:
+            credentials = self._credentials(execution.user_id, block, inputs)
+        except BlockError as exc:
+            return BlockRun([(ERROR_PIN, str(exc))], str(exc))
         context = BlockContext(
             user_id=execution.user_id,
             graph_id=execution.graph_id,
             graph_version=execution.graph_version,
             execution_id=execution.execution_id,
             node_id=node_id,
-            node_exec_id=f"{node_id}#{seq}",
+            node_exec_id=f"{node_id}#{node.seq}",
+            attempt=attempt,
+            max_attempts=policy.max_attempts,
+            credentials=credentials,
+            http=self.settings.http,
         )
-        run = execute_block(graph.block(node_id), json.loads(node.inputs or "{}"), context)
-        outputs: list[Any] = list(run.outputs)
-        size = len(dumps(outputs).encode()) + len((node.inputs or "").encode())  # both share the item
+        limit = graph.node_timeout(node_id) or self.settings.node_timeout_seconds
+        timeout = max(min(limit, lease - SAVE_MARGIN_SECONDS), 0.5)
+        run = run_with_timeout(block, inputs, context, timeout)
+        run = scrub_run(run, [secret for c in credentials.values() for secret in c.secrets()])
+        size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
         if size > self.settings.max_value_bytes:
             error = (
                 f"inputs and outputs are {size} bytes; a node's inputs and outputs together are limited to "
                 f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
             )
-            return [("error", error)], error
-        return outputs, run.error
+            return BlockRun([(ERROR_PIN, error)], error)
+        return run
+
+    def _credentials(self, user_id: str, block: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        if not credential_fields(block):
+            return {}
+        if self.credentials is None:
+            raise BlockError(f"{block.name()} needs credentials, and this deployment has no credentials store")
+        return self.credentials.resolve_node(user_id, block, inputs)
+
+    @staticmethod
+    def _final_result(run: BlockRun, attempt: int, policy: ResolvedPolicy) -> tuple[list[Any], str | None]:
+        """What the node ends with; a transient failure with no attempt left says so."""
+        if not run.retryable or run.error is None:
+            return list(run.outputs), run.error
+        error = f"{run.error} (attempt {attempt} of {policy.max_attempts}: no attempt left)"
+        return [(ERROR_PIN, error)], error
+
+    def _retry_later(
+        self, store: RunStatePort, execution_id: str, node: NodeRecord, policy: ResolvedPolicy, run: BlockRun
+    ) -> NodeRunOutcome:
+        """RUNNING -> QUEUED with the attempt logged, then the delayed message that runs the next one. A worker
+        that dies between the two leaves a QUEUED node the sweeper re-publishes once its retry is due."""
+        assert self.retry_queue is not None
+        now, attempt = store.clock(), node.attempts
+        delay = policy.delay(attempt, run.retry_after, self.rng)
+        entry = {
+            "attempt": attempt,
+            "error": run.error,
+            "ended_at": iso_at(now),
+            "retry_in_seconds": round(delay, 3),
+        }
+        if not store.schedule_retry(execution_id, node.node_id, node.seq, attempt, entry, now + delay):
+            return NodeRunOutcome.LOST_LEASE
+        self.retry_queue.send(RetryMessage(execution_id, node.node_id, node.seq, attempt + 1), delay)
+        return NodeRunOutcome.RETRYING
 
     def _finish(
         self,
@@ -129,8 +230,16 @@ class NodeRunning(Propagation):
         if block.block_type is BlockType.OUTPUT and error is None:
             data = json.loads(node.inputs or "{}")
             recorded = (str(data.get("name")), dumps(data.get("value")))
+        entry = {"attempt": attempt, "error": error, "ended_at": iso_at(store.clock())}
         if not store.finish_node(
-            execution_id, node_id, seq, attempt, target, unhandled_error=unhandled, recorded_output=recorded
+            execution_id,
+            node_id,
+            seq,
+            attempt,
+            target,
+            unhandled_error=unhandled,
+            recorded_output=recorded,
+            attempt_entry=entry,
         ):
             return NodeRunOutcome.LOST_LEASE
         self._maybe_finalize(store, execution_id)

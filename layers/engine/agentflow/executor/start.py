@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentflow.blocks.sdk import BlockType
+from agentflow.credentials.models import credential_fields
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import StartResult, dumps
 from agentflow.executor.node import NodeRunning
@@ -75,24 +76,40 @@ class Starting(NodeRunning):
             store = unit.store
             graph = self.load_graph(user_id, graph_id, graph_version, store)
             inputs_json = _check_start(graph, inputs, trigger_payload)
+            self._check_credentials(user_id, graph)
             if idempotency_key is not None:
                 existing = store.find_idempotent_execution(user_id, idempotency_key)
                 if existing is not None:
                     unit.execution_id = existing
                     self._publish_start(store, existing)  # finishes a start that died before publishing
                     return StartResult(existing, created=False)
-            execution = {
+            execution: dict[str, Any] = {
                 "execution_id": str(uuid.uuid4()),
                 "user_id": user_id,
                 "graph_id": graph_id,
                 "graph_version": graph_version,
                 "node_limit": graph.node_execution_limit,
             }
+            if graph.graph.timeout_seconds is not None:
+                execution["deadline"] = store.clock() + graph.graph.timeout_seconds
             start_nodes = _start_nodes(graph, inputs, trigger_payload)
             execution_id, created = store.create_execution(execution, inputs_json, start_nodes, idempotency_key)
             unit.execution_id = execution_id
             self._publish_start(store, execution_id)
             return StartResult(execution_id, created)
+
+    def _check_credentials(self, user_id: str, graph: ValidGraph) -> None:
+        """Every node's credentials exist, are the user's and are of a kind its block takes (400 naming the node
+        and pin otherwise); nothing starts when one is wrong."""
+        needs = [n.id for n in graph.graph.nodes if credential_fields(graph.block(n.id))]
+        if not needs:
+            return
+        if self.credentials is None:
+            problems = [Problem("this deployment has no credentials store", node_id) for node_id in needs]
+        else:
+            problems = self.credentials.check_graph(user_id, graph)
+        if problems:
+            raise GraphValidationError(problems, what="credentials")
 
     def _publish_start(self, store: RunStatePort, execution_id: str) -> None:
         moved = store.transition_execution(execution_id, E.QUEUED, [E.INCOMPLETE])

@@ -20,8 +20,8 @@ UNFINISHED = (N.QUEUED, N.RUNNING, N.TERMINATED)  # what `pending` counts
 
 class Sweeping(Starting):
     def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
-        """Move on every run that something left behind: a start that died before publishing, node events that
-        were lost, leases that expired (the claim takes them over, or fails the node after the attempt limit),
+        """Move on every run that something left behind: a start that died before publishing, node events (or
+        delayed retries) that were lost, runs past their graph's timeout_seconds, leases that expired (the claim takes them over, or fails the node after the attempt limit),
         runs drained to pending = 0 that nobody finalized, pending counts that disagree with the node items, and
         finished runs whose retention was cut short. Safe to run any number of times, beside the executors."""
         report = SweepReport()
@@ -63,6 +63,10 @@ class Sweeping(Starting):
                 store.retire(execution_id, None, None)
             return
         if status not in (E.QUEUED, E.RUNNING):
+            return
+        if execution.deadline is not None and now > execution.deadline:
+            if self._time_out(store, execution):
+                report.timed_out += 1
             return
         nodes = store.list_nodes(execution_id)
         lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
@@ -118,7 +122,9 @@ class Sweeping(Starting):
 
     @staticmethod
     def _looks_lost(node: NodeRecord, stale_after: float, now: float) -> bool:
-        """A QUEUED node nobody claimed for a while, or a RUNNING node whose worker's lease ran out."""
+        """A QUEUED node nobody claimed for a while (a retry: for a while after it was due), or a RUNNING node whose
+        worker's lease ran out."""
         if node.status is N.QUEUED:
-            return age_seconds(node.updated_at or node.queued_at, now) > stale_after
+            waited = min(age_seconds(node.updated_at or node.queued_at, now), now - node.due_at())
+            return waited > stale_after
         return node.status is N.RUNNING and node.lease_until < now * 1000

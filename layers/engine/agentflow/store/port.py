@@ -4,8 +4,8 @@ against it, so a fake store (or another backend) only has to provide these. `Sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from agentflow.clock import Clock
 from agentflow.statuses import ExecutionStatus, NodeStatus
@@ -61,7 +61,13 @@ class RunStatePort(Protocol):
         sources: Iterable[NodeStatus] | None = None,
     ) -> Transition[NodeRecord]: ...
 
-    def claim_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float) -> Transition[NodeRecord]: ...
+    def claim_node(
+        self, execution_id: str, node_id: str, seq: int, lease_seconds: float, expected_attempt: int | None = None
+    ) -> Transition[NodeRecord]: ...
+
+    def schedule_retry(
+        self, execution_id: str, node_id: str, seq: int, attempt: int, entry: Mapping[str, Any], retry_at: float
+    ) -> bool: ...
 
     def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool: ...
 
@@ -101,6 +107,7 @@ class RunStatePort(Protocol):
         *,
         unhandled_error: str | None = None,
         recorded_output: tuple[str, str] | None = None,
+        attempt_entry: Mapping[str, Any] | None = None,
     ) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...

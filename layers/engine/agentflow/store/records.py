@@ -38,6 +38,7 @@ class ExecutionRecord:
     ended_at: str | None = None
     history: tuple[Mapping[str, Any], ...] = ()
     idempotency_pk: str | None = None  # the item of its Idempotency-Key, which expires with it
+    deadline: float | None = None  # epoch seconds: the run fails if still going then (its graph's timeout_seconds)
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -58,6 +59,7 @@ class ExecutionRecord:
             ended_at=_opt_str(item.get("ended_at")),
             history=tuple(item.get("history") or ()),
             idempotency_pk=_opt_str(item.get("idempotency_pk")),
+            deadline=None if item.get("deadline") is None else float(item["deadline"]),
         )
 
 
@@ -80,6 +82,12 @@ class NodeRecord:
     ended_at: str | None = None
     updated_at: str | None = None
     delivered: Mapping[str, str] = field(default_factory=dict)  # pin -> JSON value, while the slot waits
+    retry_at: int = 0  # epoch milliseconds: a retry waiting for its backoff may not be claimed before
+    attempt_log: tuple[Mapping[str, Any], ...] = ()  # one entry per finished attempt: number, error, when
+
+    def due_at(self) -> float:
+        """Epoch seconds from which this node may be claimed (0: at once)."""
+        return self.retry_at / 1000
 
     def delivered_values(self) -> dict[str, Any]:
         return {pin: json.loads(value) for pin, value in self.delivered.items()}
@@ -105,6 +113,8 @@ class NodeRecord:
             ended_at=_opt_str(item.get("ended_at")),
             updated_at=_opt_str(item.get("updated_at")),
             delivered={k[len(keys.PIN_VALUE) :]: str(v) for k, v in item.items() if k.startswith(keys.PIN_VALUE)},
+            retry_at=int(item.get("retry_at", 0)),
+            attempt_log=tuple(item.get("attempt_log") or ()),
         )
 
 

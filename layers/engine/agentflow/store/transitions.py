@@ -147,16 +147,23 @@ class StatusWrites(Table):
         )
         return self._conditional_update(params).typed(NodeRecord.from_item)
 
-    def claim_node(self, execution_id: str, node_id: str, seq: int, lease_seconds: float) -> Transition[NodeRecord]:
-        """QUEUED -> RUNNING, or take over a RUNNING node whose lease expired; attempts + 1."""
+    def claim_node(
+        self, execution_id: str, node_id: str, seq: int, lease_seconds: float, expected_attempt: int | None = None
+    ) -> Transition[NodeRecord]:
+        """QUEUED -> RUNNING once its retry is due, or take over a RUNNING node whose lease expired; attempts + 1.
+        With `expected_attempt` (a delayed retry's message), only that attempt may be claimed: a duplicate or a
+        stale message claims nothing."""
         expr = Expr()
         now_ms = int(self.clock() * 1000)
         sources = allowed_sources(NODE_TRANSITIONS, NodeStatus.RUNNING)  # QUEUED, RUNNING (expired lease only)
         fresh = [s for s in sources if s is not NodeStatus.RUNNING]
+        due = f"(attribute_not_exists({expr.n('retry_at')}) OR {expr.n('retry_at')} <= {expr.v(now_ms)})"
         lease_guard = (
             f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)} AND {expr.n('lease_until')} < {expr.v(now_ms)}"
         )
-        status_expr = expr.status_in(fresh)
+        condition = f"(({expr.status_in(fresh)}) AND {due}) OR ({lease_guard})"
+        if expected_attempt is not None:
+            condition = f"({condition}) AND {expr.n('attempts')} = {expr.v(expected_attempt - 1)}"
         sets = [
             f"{expr.n('status')} = {expr.v(NodeStatus.RUNNING.value)}",
             f"{expr.n('updated_at')} = {expr.v(self._now())}",
@@ -166,11 +173,34 @@ class StatusWrites(Table):
         params = {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
-            "UpdateExpression": update_expression(sets, [f"{expr.n('attempts')} {expr.v(1)}"], []),
-            "ConditionExpression": f"({status_expr}) OR ({lease_guard})",
+            "UpdateExpression": update_expression(sets, [f"{expr.n('attempts')} {expr.v(1)}"], [expr.n("retry_at")]),
+            "ConditionExpression": condition,
             **expr.params(),
         }
         return self._conditional_update(params).typed(NodeRecord.from_item)
+
+    def schedule_retry(
+        self, execution_id: str, node_id: str, seq: int, attempt: int, entry: Mapping[str, Any], retry_at: float
+    ) -> bool:
+        """RUNNING -> QUEUED after a transient failure: the attempt is logged and the next one may be claimed from
+        `retry_at` (epoch seconds). Only the holder of `attempt` may do it; `pending` still counts the node."""
+        expr = Expr()
+        params = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            NodeStatus.QUEUED,
+            [NodeStatus.RUNNING],
+            expr=expr,
+            sets=[
+                f"{expr.n('retry_at')} = {expr.v(int(retry_at * 1000))}",
+                f"{expr.n('attempt_log')} = list_append(if_not_exists({expr.n('attempt_log')}, {expr.v([])}), "
+                f"{expr.v([dict(entry)])})",
+            ],
+            removes=[expr.n("lease_until")],
+            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
+        )
+        return self._conditional_update(params).won
 
     def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool:
         """Expire the lease of a RUNNING node at once (its worker is known to be dead), so the next claim may
@@ -243,10 +273,17 @@ class StatusWrites(Table):
         *,
         unhandled_error: str | None = None,
         recorded_output: tuple[str, str] | None = None,
+        attempt_entry: Mapping[str, Any] | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish."""
         expr = Expr()
+        node_sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
+        if attempt_entry is not None:
+            node_sets.append(
+                f"{expr.n('attempt_log')} = list_append(if_not_exists({expr.n('attempt_log')}, {expr.v([])}), "
+                f"{expr.v([dict(attempt_entry)])})"
+            )
         node_update = self._status_update(
             keys.execution_pk(execution_id),
             keys.node_sk(node_id, seq),
@@ -254,7 +291,7 @@ class StatusWrites(Table):
             target,
             [NodeStatus.RUNNING],
             expr=expr,
-            sets=[f"{expr.n('ended_at')} = {expr.v(self._now())}"],
+            sets=node_sets,
             removes=[expr.n("lease_until")],
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
