@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from agentflow.blocks.registry import get_block
-from agentflow.clock import epoch_of
+from agentflow.clock import epoch_of, iso_at
+from agentflow.statuses import NodeStatus
 from agentflow.store import NodeRecord, Store
 
 
@@ -36,6 +37,8 @@ def node_report(node: NodeRecord) -> dict[str, Any]:
         "block_name": block.name() if block else None,
         "status": node.status.value,
         "attempts": node.attempts,
+        "attempt_log": [dict(entry) for entry in node.attempt_log],
+        "retry_at": iso_at(node.due_at()) if node.retry_at and node.status is NodeStatus.QUEUED else None,
         "inputs": inputs,
         "outputs": outputs,
         "error": node.error,

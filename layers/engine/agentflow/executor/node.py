@@ -165,7 +165,7 @@ class NodeRunning(Propagation):
             http=self.settings.http,
         )
         limit = graph.node_timeout(node_id) or self.settings.node_timeout_seconds
-        timeout = max(min(limit, lease - SAVE_MARGIN_SECONDS), 0.5)
+        timeout = min(limit, max(lease - SAVE_MARGIN_SECONDS, 0.5))  # the lease must outlive the block
         run = run_with_timeout(block, inputs, context, timeout)
         run = scrub_run(run, [secret for c in credentials.values() for secret in c.secrets()])
         size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
