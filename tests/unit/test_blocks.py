@@ -84,6 +84,8 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "StepThroughItemsBlock": ("f66a3543-28d3-4ab5-8945-9b336371e2ce", "iteration", STD, False, {C_LOGIC}),
     "CalculatorBlock": ("b1ab9b19-67a6-406d-abf5-2dba76d00c79", "maths", STD, False, {C_LOGIC}),
     "CountItemsBlock": ("3c9c2f42-b0c3-435f-ba35-05f7a25c772a", "maths", STD, False, {C_LOGIC}),
+    "SendWebRequestBlock": ("6595ae1f-b924-42cb-9a41-551a0611c4b4", "http", STD, False, {C_OUT}),
+    "SendAuthenticatedWebRequestBlock": ("fff86bcd-e001-4bad-a7f6-2eae4720c8dc", "http", STD, False, {C_OUT}),
     # trigger blocks (issue: webhook-triggered agents), AutoGPT's UUIDs
     "GenericWebhookTriggerBlock": (
         "8fa8c167-2002-47ce-aba8-97572fc5d387",
@@ -145,6 +147,16 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
     "StepThroughItemsBlock": (["items", "items_object", "items_str"], set(), ["error", "item", "key"]),
     "CalculatorBlock": (["operation", "a", "b", "round_result"], {"operation", "a", "b"}, ["error", "result"]),
     "CountItemsBlock": (["collection"], {"collection"}, ["error", "count"]),
+    "SendWebRequestBlock": (
+        ["url", "method", "headers", "json_format", "body", "files_name", "files"],
+        {"url"},
+        ["error", "response", "client_error", "server_error"],
+    ),
+    "SendAuthenticatedWebRequestBlock": (
+        ["url", "method", "headers", "json_format", "body", "files_name", "files", "credentials"],
+        {"url", "credentials"},
+        ["error", "response", "client_error", "server_error"],
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from agentflow.blocks.basic import NoteBlock, StoreValueBlock
 from agentflow.blocks.branching import ConditionBlock, IfInputMatchesBlock
+from agentflow.blocks.http import SendAuthenticatedWebRequestBlock, SendWebRequestBlock
 from agentflow.blocks.io import (
     AgentDropdownInputBlock,
     AgentInputBlock,
@@ -46,6 +47,8 @@ _BUILT_IN: tuple[type[Block], ...] = (
     StepThroughItemsBlock,
     CalculatorBlock,
     CountItemsBlock,
+    SendWebRequestBlock,
+    SendAuthenticatedWebRequestBlock,
 )
 
 

@@ -21,9 +21,10 @@ UNFINISHED = (N.QUEUED, N.RUNNING, N.TERMINATED)  # what `pending` counts
 class Sweeping(Starting):
     def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
         """Move on every run that something left behind: a start that died before publishing, node events (or
-        delayed retries) that were lost, runs past their graph's timeout_seconds, leases that expired (the claim takes them over, or fails the node after the attempt limit),
-        runs drained to pending = 0 that nobody finalized, pending counts that disagree with the node items, and
-        finished runs whose retention was cut short. Safe to run any number of times, beside the executors."""
+        delayed retries) that were lost, runs past their graph's timeout_seconds, leases that expired (the claim
+        takes them over, or fails the node after the attempt limit), runs drained to pending = 0 that nobody
+        finalized, pending counts that disagree with the node items, and finished runs whose retention was cut
+        short. Safe to run any number of times, beside the executors."""
         report = SweepReport()
         now = self.store.clock() if now is None else now
         for execution in self.store.list_active_executions():

@@ -311,17 +311,18 @@ class StatusWrites(Table):
         }
         actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
         if recorded_output is not None:
-            name, value_json = recorded_output
-            output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
-                            **{k: serialize(v) for k, v in output.items()},
-                        },
-                    }
-                }
-            )
+            actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
         return self._transact(actions) is None
+
+    def _output_put(self, execution_id: str, node_id: str, seq: int, name: str, value_json: str) -> dict[str, Any]:
+        """The Put of one recorded graph output (its own item, so outputs never grow the META item)."""
+        output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
+                    **{k: serialize(v) for k, v in output.items()},
+                },
+            }
+        }
