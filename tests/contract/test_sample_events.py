@@ -40,7 +40,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("SCHEDULED_RUN_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:scheduled-run")
     monkeypatch.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/agentflow-contract-scheduler")
     monkeypatch.delenv("AGENTFLOW_SCHEDULER", raising=False)
+    monkeypatch.delenv("AGENTFLOW_CREDENTIALS_KEY_FILE", raising=False)
     with mock_aws():
+        key = boto3.client("kms").create_key(Description="credentials")["KeyMetadata"]["Arn"]
+        monkeypatch.setenv("AGENTFLOW_CREDENTIALS_KEY_ID", key)
         ensure_table(boto3.client("dynamodb"), "agentflow-contract", table_properties())
         boto3.client("events").create_event_bus(Name="agentflow-contract-bus")
         boto3.client("scheduler").create_schedule_group(Name="agentflow-contract-schedules")
@@ -70,6 +73,20 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
         result = handler(event, FakeLambdaContext.for_function(spec))
         assert result["outcome"] == "completed"
         assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"
+    elif spec.code_dir.name == "node_retry":
+        # a delayed attempt of a real node execution: attempt 1 of a node nobody claimed yet runs it, once
+        engine = inspect.unwrap(handler).__globals__["ENGINE"]
+        from agentflow.graph import validate_graph
+
+        graph_id, version = engine.register_graph("u1", validate_graph(graphs.linear()))
+        execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
+        body = {"execution_id": execution_id, "node_id": "in", "seq": 0, "attempt": 1}
+        event["Records"][0]["body"] = json.dumps(body)
+        assert handler(event, FakeLambdaContext.for_function(spec)) == {"batchItemFailures": []}
+        assert engine.store.get_node(execution_id, "in", 0).status == "COMPLETED"
+        assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"
+        handler(event, FakeLambdaContext.for_function(spec))  # delivered again: the attempt does not run twice
+        assert engine.store.get_node(execution_id, "in", 0).attempts == 1
     elif spec.code_dir.name == "webhook":
         engine = inspect.unwrap(handler).__globals__["ENGINE"]
         response = handler(webhook_sample_world(engine, event), FakeLambdaContext.for_function(spec))
@@ -134,7 +151,12 @@ API_EXPECTED = {
     "create_schedule": 201,
     "list_schedules": 200,
     "delete_schedule": 200,
+    "create_credential": 201,
+    "list_credentials": 200,
+    "get_credential": 200,
+    "delete_credential": 200,
 }
+SAMPLE_CREDENTIAL = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
 SAMPLE_SCHEDULE = "4d2c1b0a99887766554433221100ffee"
 SAMPLE_WEBHOOK = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 SAMPLE_SECRET = "whsec_sample-secret-for-events-only"
@@ -189,6 +211,11 @@ def api_sample_world(engine: Any, event: dict[str, Any]) -> dict[str, Any]:
         seed_webhook(engine, SAMPLE_GRAPH)
     execution_id = engine.start_execution("sample-user", SAMPLE_GRAPH, 1, {"Input": 1}).execution_id
     text = json.dumps(event).replace(SAMPLE_EXECUTION, execution_id)
+    if event["resource"] == "/credentials/{credential_id}":  # the samples read and delete an existing credential
+        from agentflow.credentials.validation import NewCredential
+
+        created = engine.credentials.create("sample-user", NewCredential(provider="openai", api_key="sk-sample-1234"))
+        text = text.replace(SAMPLE_CREDENTIAL, created.credential_id)
     return json.loads(text)  # type: ignore[no-any-return]
 
 

@@ -44,14 +44,20 @@ def test_node_executor_rule_matches_only_node_execution_queued(template: AppTemp
 
 
 def test_every_function_environment_resolves_with_the_local_refs(template: AppTemplate) -> None:
+    from agentflow_local.queues import LocalQueues
     from agentflow_local.stack import local_refs
 
     refs = local_refs("agentflow", "agentflow-local-bus", template.parameter_defaults())
+    queues = LocalQueues(template, clock=lambda: 0.0, serve_http=False)
+    refs.update(queues.refs())
     for spec in template.functions.values():
         env = resolve_environment(spec.environment, refs)
         assert env["TABLE_NAME"] == "agentflow"
         assert env["EVENT_BUS_NAME"] == "agentflow-local-bus"
         assert env["AGENTFLOW_RETENTION_DAYS"] == "30"  # the RetentionDays parameter's default
+        assert env["AGENTFLOW_HTTP_ALLOW_HOSTS"] == ""  # the guard has no holes unless a deployer makes one
+        if "RETRY_QUEUE_URL" in env:
+            assert env["RETRY_QUEUE_URL"] == queues.refs()["RetryQueue"]
 
 
 def test_table_matches_the_design(template: AppTemplate) -> None:

@@ -31,14 +31,22 @@ class CliResult:
 
 @pytest.fixture
 def agentflow_run(dynamodb_local: DynamoDBLocal, tmp_path: Path) -> Callable[..., CliResult]:
-    def run(graph: dict[str, Any] | Path, *args: str, json_output: bool = True, timeout: float = 180) -> CliResult:
+    def run(
+        graph: dict[str, Any] | Path,
+        *args: str,
+        json_output: bool = True,
+        timeout: float = 180,
+        env: dict[str, str] | None = None,
+    ) -> CliResult:
         if isinstance(graph, dict):
             path = tmp_path / f"graph-{len(list(tmp_path.iterdir()))}.json"
             path.write_text(json.dumps(graph))
         else:
             path = graph
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["AGENTFLOW_DYNAMODB_ENDPOINT"] = dynamodb_local.endpoint
+        env.update(extra)
         command = [sys.executable, "-m", "agentflow_local.cli", "run", str(path), *args]
         if json_output:
             command.append("--json")

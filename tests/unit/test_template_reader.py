@@ -11,6 +11,7 @@ from agentflow_local.lambda_runtime import FakeLambdaContext, HandlerLoadError, 
 from agentflow_local.template import (
     ApiRoute,
     EventRule,
+    QueueEvent,
     ScheduleEvent,
     TemplateError,
     load_template,
@@ -262,3 +263,95 @@ def test_fake_context_counts_down() -> None:
     assert 0 < context.get_remaining_time_in_millis() <= 50
     time.sleep(0.06)
     assert context.get_remaining_time_in_millis() == 0
+
+
+# --- SQS events ----------------------------------------------------------------------------------------------
+
+SQS_TEMPLATE = """
+Resources:
+  RetryQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 360
+  NodeRetryFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/node_retry/
+      Handler: app.lambda_handler
+      Timeout: 300
+      Environment:
+        Variables:
+          RETRY_QUEUE_URL: !Ref RetryQueue
+      Events:
+        Retry:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt RetryQueue.Arn
+            BatchSize: 10
+            FunctionResponseTypes:
+              - ReportBatchItemFailures
+        Paused:
+          Type: SQS
+          Properties:
+            Queue: !Ref RetryQueue
+            Enabled: false
+  Auditor:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: auditor/
+      Handler: app.lambda_handler
+      Events:
+        Audit:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt RetryQueue.Arn
+            BatchSize: 250
+"""
+
+
+def test_sqs_events_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(SQS_TEMPLATE)
+    template = load_template(path)
+    retry = template.functions["NodeRetryFunction"]
+    assert retry.queue_events == (
+        QueueEvent("Retry", "RetryQueue", batch_size=10, report_batch_item_failures=True),
+        QueueEvent("Paused", "RetryQueue", batch_size=10, report_batch_item_failures=False, enabled=False),
+    )
+    assert (retry.event_rules, retry.api_routes, retry.schedules) == ((), (), ())
+    assert [(spec.logical_id, event.name, event.batch_size) for spec, event in template.queue_targets()] == [
+        ("NodeRetryFunction", "Retry", 10),
+        ("NodeRetryFunction", "Paused", 10),
+        ("Auditor", "Audit", 250),
+    ]
+    # `!Ref` of a queue is its URL: the local stack passes the local queue's URL in refs.
+    refs = {"RetryQueue": "http://127.0.0.1:4566/000000000000/RetryQueue"}
+    assert resolve_environment(retry.environment, refs) == {"RETRY_QUEUE_URL": refs["RetryQueue"]}
+
+
+def test_a_literal_queue_arn_is_kept_as_written(template_path: Path) -> None:
+    worker = load_template(template_path).functions["Worker"]
+    assert worker.queue_events == (QueueEvent("Queue", "arn:aws:sqs:us-east-1:123456789012:q"),)
+    assert load_template(template_path).functions["Bare"].queue_events == ()
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ("Queue: !GetAtt Q.Arn\n            BatchSize: 0", "BatchSize must be between 1 and 10000"),
+        ("Queue: !GetAtt Q.Arn\n            BatchSize: 10001", "BatchSize must be between 1 and 10000"),
+        ("Queue: !GetAtt Q.Arn\n            BatchSize: ten", "BatchSize must be a number"),
+        ('Queue: !Sub "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:q"', "unsupported queue"),
+        ("Queue: !GetAtt Q.QueueName", "unsupported queue"),
+        ("BatchSize: 5", "unsupported queue None"),
+    ],
+)
+def test_sqs_events_the_local_stack_cannot_read_are_refused(tmp_path: Path, properties: str, message: str) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n  F:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      CodeUri: f/\n      Handler: app.handler\n      Events:\n        Jobs:\n"
+        f"          Type: SQS\n          Properties:\n            {properties}\n"
+    )
+    with pytest.raises(TemplateError, match=rf"F\.Jobs.*{message}"):
+        load_template(path)

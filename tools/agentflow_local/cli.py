@@ -22,12 +22,14 @@ from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, va
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Store
+from agentflow_local import cli_credentials
 from agentflow_local.dynamodb import DynamoDBLocalError, project_root
 from agentflow_local.stack import LocalStack, LocalStackConfig
 
 LOCAL_USER = "local"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, ExecutionStatus.TERMINATED.value}
+NODE_KEYS = ("node_id", "block_id", "block_name", "status", "attempts", "attempt_log", "inputs", "outputs", "error")
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
 
 
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve the HTTP API, the event bus and DynamoDB Local on 127.0.0.1 until Ctrl-C"
     )
     serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    cli_credentials.register(commands)
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="create an API key and print it (once) on stdout")
@@ -116,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_command(args)
     if args.command == "keys":
         return keys_command(args)
+    if args.command == "credentials":
+        return cli_credentials.credentials_command(args)
     return EXIT_INVALID  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -216,13 +221,14 @@ def run_on_stack(
             execution = viewer.get_execution(execution_id)
             assert execution is not None
             _show_progress(viewer, execution_id, graph, seen, started, live)
-            signature = (bus.delivered, execution.updated_at, execution.pending)
+            signature = (bus.delivered, execution.updated_at, execution.pending, stack.waiting_retries())
             if signature != progress:
                 progress, last_change = signature, time.monotonic()
-            if execution.status in FINAL and bus.wait_idle(0):
+            if execution.status in FINAL and stack.idle():
                 break
             now = time.monotonic()
-            if bus.wait_idle(0) and now - last_change > STALL_SECONDS:
+            # a retry waiting for its backoff is progress to come, not a stall
+            if stack.idle() and not stack.waiting_retries() and now - last_change > STALL_SECONDS:
                 # Something was lost (an event, a worker): do what the deployed sweeper does every minute.
                 swept = engine.sweep(stale_after_seconds=STALL_SECONDS)
                 last_change = now
@@ -243,7 +249,7 @@ def run_on_stack(
     except KeyboardInterrupt:
         print("\nagentflow: stopping the run", file=sys.stderr)
         engine.stop(execution_id)
-    bus.wait_idle(60)
+    stack.idle(60)
     _show_progress(viewer, execution_id, graph, seen, started, live)
     report = execution_report(viewer, execution_id, graph.output_names)
     assert report is not None
@@ -279,10 +285,7 @@ def public_report(report: dict[str, Any]) -> dict[str, Any]:
         "status": report["status"],
         "outputs": report["outputs"],
         "error": report["error"],
-        "nodes": [
-            {k: n[k] for k in ("node_id", "block_id", "block_name", "status", "attempts", "inputs", "outputs", "error")}
-            for n in report["nodes"]
-        ],
+        "nodes": [{k: n[k] for k in NODE_KEYS} for n in report["nodes"]],
         "stats": report["stats"],
     }
 

@@ -40,6 +40,10 @@ class LocalFiles:
         return self.folder / "metrics.jsonl"  # the functions' CloudWatch EMF documents
 
     @property
+    def credentials_key(self) -> Path:
+        return self.folder / "credentials.key"  # the local keyring's master key (0600): users' credentials need it
+
+    @property
     def running(self) -> Path:
         return self.folder / "stack.json"  # endpoints of a running `agentflow serve`, for other commands
 

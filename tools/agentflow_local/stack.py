@@ -4,9 +4,12 @@ template.yaml, wired the way the template wires them, in one process with no clo
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -19,6 +22,7 @@ from agentflow_local.bus import LocalEventBus
 from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
 from agentflow_local.files import LocalFiles, running_dynamodb_endpoint
 from agentflow_local.metrics import file_metrics
+from agentflow_local.queues import LocalQueues
 from agentflow_local.template import AppTemplate, load_template, resolve_environment
 
 TABLE_NAME = "agentflow"
@@ -26,6 +30,7 @@ LOCAL_STACK_NAME = "agentflow-local"
 BUS_NAME = "agentflow-local-bus"
 DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # use a running DynamoDB Local instead of starting one
 RETENTION_ENV = "AGENTFLOW_RETENTION_DAYS"
+HTTP_ALLOW_HOSTS_ENV = "AGENTFLOW_HTTP_ALLOW_HOSTS"
 
 
 def local_refs(table_name: str, bus_name: str, parameters: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -37,6 +42,7 @@ def local_refs(table_name: str, bus_name: str, parameters: Mapping[str, str] | N
         "ScheduleGroup": f"{LOCAL_STACK_NAME}-schedules",
         "ScheduledRunFunction.Arn": f"arn:aws:lambda:us-east-1:000000000000:function:{LOCAL_STACK_NAME}-run",
         "SchedulerRole.Arn": f"arn:aws:iam::000000000000:role/{LOCAL_STACK_NAME}-scheduler",
+        "CredentialsKey.Arn": "arn:aws:kms:us-east-1:000000000000:key/local",  # unused: the key file wins locally
         "AWS::StackName": LOCAL_STACK_NAME,
         "AWS::Region": "us-east-1",
         "AWS::AccountId": "000000000000",
@@ -59,6 +65,9 @@ class LocalStackConfig:
     metrics_file: Path | None = None  # where the functions' EMF metrics go (users: <local dir>/metrics.jsonl)
     recover: bool | None = None  # sweep at once on start; default: when this stack runs its own DynamoDB Local
     retention_days: float | None = None  # overrides template.yaml's RetentionDays (users: AGENTFLOW_RETENTION_DAYS)
+    environment: Mapping[str, str] = field(default_factory=dict)  # set last in the functions' environment (tests)
+    http_allow_hosts: str | None = None  # overrides template.yaml's HttpAllowHosts (users: AGENTFLOW_HTTP_ALLOW_HOSTS)
+    credentials_key_file: Path | None = None  # the local keyring (users: <local dir>/credentials.key); see key_file
 
     @staticmethod
     def for_user(root: Path, **overrides: object) -> LocalStackConfig:
@@ -71,10 +80,24 @@ class LocalStackConfig:
             table_name=os.environ.get("AGENTFLOW_TABLE", TABLE_NAME),
             metrics_file=files.metrics,
             retention_days=env_number(os.environ, RETENTION_ENV, minimum=0),
+            http_allow_hosts=os.environ.get(HTTP_ALLOW_HOSTS_ENV),
+            credentials_key_file=files.credentials_key,
         )
         for name, value in overrides.items():
             setattr(config, name, value)
         return config
+
+
+def _local_client(service: str, url: str) -> Any:
+    """A boto3 client for one of the stack's own endpoints (the bus, the queues)."""
+    return boto3.client(  # type: ignore[call-overload]  # `service` is one of two literals, not one
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=CLIENT_CONFIG,
+    )
 
 
 class LocalStack:
@@ -83,8 +106,21 @@ class LocalStack:
         self.template: AppTemplate = load_template(config.root / "template.yaml")
         self.dynamodb: DynamoDBLocal | None = None
         self.bus: LocalEventBus | None = None
+        self.queues: LocalQueues | None = None
         self._runtime: Runtime | None = None
         self.recovered: SweepReport | None = None  # the start-up recovery sweep's report, when one ran
+        self._key_dir: Path | None = None  # a temporary folder for the credentials key, removed on stop
+
+    def key_file(self) -> Path:
+        """The local keyring's file: the configured one, else one beside the data (in the data folder, or in a
+        temporary folder for an in-memory DynamoDB, whose credentials go with it)."""
+        if self.config.credentials_key_file is not None:
+            return self.config.credentials_key_file
+        if self.config.data_dir is not None:
+            return self.config.data_dir / "credentials.key"
+        if self._key_dir is None:
+            self._key_dir = Path(tempfile.mkdtemp(prefix="agentflow-keys-"))
+        return self._key_dir / "credentials.key"
 
     @property
     def runtime(self) -> Runtime:
@@ -115,9 +151,6 @@ class LocalStack:
         try:
             table = self.template.resources["Table"]["Properties"]
             ensure_table(client_for(self.dynamodb_endpoint), config.table_name, table)
-            refs = local_refs(config.table_name, config.bus_name, self.template.parameter_defaults())
-            if config.retention_days is not None:
-                refs["RetentionDays"] = f"{config.retention_days:g}"
             self.bus = LocalEventBus(
                 self.template,
                 bus_names={"EventBus": config.bus_name},
@@ -125,27 +158,23 @@ class LocalStack:
                 redeliver=config.redeliver,
                 seed=config.seed,
             )
-            environment: dict[str, str] = {}
-            for spec in self.template.functions.values():
-                environment.update(resolve_environment(spec.environment, refs))
-            environment["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
-            if config.log_level:
-                environment["LOG_LEVEL"] = config.log_level
+            self.queues = LocalQueues(
+                self.template,
+                clock=config.clock,
+                concurrency=config.concurrency,
+                redeliver=config.redeliver,
+                seed=config.seed,
+            )
             self._runtime = build_runtime(
-                Settings.from_env(environment),
+                Settings.from_env(self._environment()),
                 clock=config.clock,
                 dynamodb=client_for(self.dynamodb_endpoint),
-                events_client=boto3.client(
-                    "events",
-                    endpoint_url=self.bus.url,
-                    region_name="us-east-1",
-                    aws_access_key_id="local",
-                    aws_secret_access_key="local",
-                    config=CLIENT_CONFIG,
-                ),
+                events_client=_local_client("events", self.bus.url),
+                sqs=_local_client("sqs", self.queues.url),
                 metrics_factory=file_metrics(self.metrics_file),
             )
             self.bus.start(self._runtime)
+            self.queues.start(self._runtime)
             recover = config.recover if config.recover is not None else self._owns_data()
             if recover:
                 # Whatever a previous process of this data folder left (it crashed, or was killed) goes on now,
@@ -156,16 +185,51 @@ class LocalStack:
             raise
         return self
 
+    def _environment(self) -> dict[str, str]:
+        """The functions' environment: template.yaml's, with the local names of its resources and parameters."""
+        config = self.config
+        assert self.queues is not None
+        refs = local_refs(config.table_name, config.bus_name, self.template.parameter_defaults())
+        refs.update(self.queues.refs())
+        if config.retention_days is not None:
+            refs["RetentionDays"] = f"{config.retention_days:g}"
+        if config.http_allow_hosts is not None:
+            refs["HttpAllowHosts"] = config.http_allow_hosts
+        environment: dict[str, str] = {}
+        for spec in self.template.functions.values():
+            environment.update(resolve_environment(spec.environment, refs))
+        environment["AGENTFLOW_SCHEDULER"] = "local"  # the stack fires stored schedules itself
+        environment["AGENTFLOW_CREDENTIALS_KEY_FILE"] = str(self.key_file())  # the local keyring, not KMS
+        if config.log_level:
+            environment["LOG_LEVEL"] = config.log_level
+        environment.update(config.environment)
+        return environment
+
+    def idle(self, timeout: float = 0.0) -> bool:
+        """Nothing in flight on the bus or the queues (a retry waiting for its delay is not in flight)."""
+        bus, queues = self.bus, self.queues
+        return (bus is None or bus.wait_idle(timeout)) and (queues is None or queues.wait_idle(timeout))
+
+    def waiting_retries(self) -> int:
+        """Delayed attempts not yet due on the stack's clock."""
+        return 0 if self.queues is None else self.queues.pending_delayed()
+
     def _owns_data(self) -> bool:
         return self.dynamodb is not None and self.dynamodb.data_dir is not None
 
     def stop(self) -> None:
+        if self.queues is not None:  # first: its handlers publish to the bus
+            self.queues.stop()
+            self.queues = None
         if self.bus is not None:
             self.bus.stop()
             self.bus = None
         if self.dynamodb is not None:
             self.dynamodb.stop()
             self.dynamodb = None
+        if self._key_dir is not None:
+            shutil.rmtree(self._key_dir, ignore_errors=True)
+            self._key_dir = None
 
     def __enter__(self) -> LocalStack:
         return self.start()

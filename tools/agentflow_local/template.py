@@ -2,8 +2,9 @@
 
 `load_template` turns every `AWS::Serverless::Function` into a `FunctionSpec` (code folder, handler, timeout,
 memory, environment with Globals merged the way SAM merges them) with the triggers the local stack emulates:
-EventBridge rules, API routes and schedules. Values stay raw (intrinsics such as `{"Ref": "Table"}` are kept);
-`resolve_environment` turns an environment into plain strings with the local names of the resources.
+EventBridge rules, API routes, schedules and SQS event source mappings. Values stay raw (intrinsics such as
+`{"Ref": "Table"}` are kept); `resolve_environment` turns an environment into plain strings with the local names
+of the resources.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ __all__ = [
     "AppTemplate",
     "EventRule",
     "FunctionSpec",
+    "QueueEvent",
     "ScheduleEvent",
     "TemplateError",
     "load_template",
+    "queue_logical_id",
     "resolve_environment",
 ]
 
@@ -34,6 +37,7 @@ __all__ = [
 DEFAULT_TIMEOUT = 3
 DEFAULT_MEMORY = 128
 DEFAULT_BUS = "default"
+MAX_BATCH_SIZE = 10_000  # of an SQS event source mapping on a standard queue (SAM's default: 10)
 
 
 class TemplateError(InvalidInput):
@@ -70,6 +74,18 @@ class ScheduleEvent:
 
 
 @dataclass(frozen=True)
+class QueueEvent:
+    """An `SQS` event of a function: Lambda's event source mapping polls the queue and invokes the function with
+    batches of its messages."""
+
+    name: str
+    queue: str  # logical id of the queue resource (`!GetAtt Q.Arn` or `!Ref Q`), or the literal ARN written
+    batch_size: int = 10
+    report_batch_item_failures: bool = False  # FunctionResponseTypes has ReportBatchItemFailures
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     code_dir: Path
@@ -81,6 +97,7 @@ class FunctionSpec:
     event_rules: tuple[EventRule, ...] = ()
     api_routes: tuple[ApiRoute, ...] = ()
     schedules: tuple[ScheduleEvent, ...] = ()
+    queue_events: tuple[QueueEvent, ...] = ()
 
     @property
     def handler_path(self) -> Path:
@@ -129,6 +146,10 @@ class AppTemplate:
 
     def schedules(self) -> list[tuple[FunctionSpec, ScheduleEvent]]:
         return [(spec, sched) for spec in self.functions.values() for sched in spec.schedules]
+
+    def queue_targets(self) -> list[tuple[FunctionSpec, QueueEvent]]:
+        """Every (function, SQS event) pair, in template order."""
+        return [(spec, event) for spec in self.functions.values() for event in spec.queue_events]
 
     def resources_of_type(self, resource_type: str) -> list[str]:
         """Logical ids of the resources of one CloudFormation type, e.g. "AWS::Events::EventBus"."""
@@ -299,6 +320,33 @@ def _schedule_event(event_name: str, event_type: str, event_props: Mapping[str, 
     return ScheduleEvent(event_name, str(expression), enabled=enabled, input=event_props.get("Input"))
 
 
+def queue_logical_id(where: str, value: Any) -> str:
+    """`!GetAtt Q.Arn` or `!Ref Q` -> "Q"; a literal (an ARN) stays as written."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping) and len(value) == 1:
+        if isinstance(value.get("Ref"), str):
+            return str(value["Ref"])
+        target = value.get("Fn::GetAtt")
+        if isinstance(target, list) and len(target) == 2 and target[1] == "Arn":
+            return str(target[0])
+    raise TemplateError(f"{where}: unsupported queue {value!r}: use !GetAtt Queue.Arn, !Ref Queue or an ARN")
+
+
+def _queue_event(where: str, event_name: str, event_props: Mapping[str, Any]) -> QueueEvent:
+    """An `SQS` event: Queue, BatchSize, FunctionResponseTypes and Enabled, with Lambda's defaults."""
+    batch_size = _int_property(where, "BatchSize", event_props.get("BatchSize"), 10)
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise TemplateError(f"{where}: BatchSize must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
+    return QueueEvent(
+        name=event_name,
+        queue=queue_logical_id(where, event_props.get("Queue")),
+        batch_size=batch_size,
+        report_batch_item_failures="ReportBatchItemFailures" in (event_props.get("FunctionResponseTypes") or []),
+        enabled=bool(event_props.get("Enabled", True)),
+    )
+
+
 def _read_function(
     logical_id: str, props: Mapping[str, Any], root: Path, resources: Mapping[str, Any], glob: Mapping[str, Any]
 ) -> FunctionSpec:
@@ -311,7 +359,7 @@ def _read_function(
     module, _, function = handler.rpartition(".")
 
     environment = (props.get("Environment") or {}).get("Variables") or {}
-    rules, routes, schedules = _read_events(logical_id, props, resources, glob)
+    rules, routes, schedules, queue_events = _read_events(logical_id, props, resources, glob)
     return FunctionSpec(
         logical_id=logical_id,
         code_dir=(root / code_uri).resolve(),
@@ -323,16 +371,18 @@ def _read_function(
         event_rules=tuple(rules),
         api_routes=tuple(routes),
         schedules=tuple(schedules),
+        queue_events=tuple(queue_events),
     )
 
 
 def _read_events(
     logical_id: str, props: Mapping[str, Any], resources: Mapping[str, Any], glob: Mapping[str, Any]
-) -> tuple[list[EventRule], list[ApiRoute], list[ScheduleEvent]]:
-    """A function's EventBridge rules, API routes and schedules."""
+) -> tuple[list[EventRule], list[ApiRoute], list[ScheduleEvent], list[QueueEvent]]:
+    """A function's EventBridge rules, API routes, schedules and SQS events."""
     rules: list[EventRule] = []
     routes: list[ApiRoute] = []
     schedules: list[ScheduleEvent] = []
+    queue_events: list[QueueEvent] = []
     for event_name, event in (props.get("Events") or {}).items():
         event_type = event.get("Type")
         event_props: Mapping[str, Any] = event.get("Properties") or {}
@@ -353,8 +403,10 @@ def _read_events(
             )
         elif event_type in ("Schedule", "ScheduleV2"):
             schedules.append(_schedule_event(event_name, event_type, event_props))
-        # Other event types (SQS, S3, ...) have no local emulation; they are ignored here.
-    return rules, routes, schedules
+        elif event_type == "SQS":
+            queue_events.append(_queue_event(f"{logical_id}.{event_name}", event_name, event_props))
+        # Other event types (S3, SNS, Kinesis, ...) have no local emulation; they are ignored here.
+    return rules, routes, schedules, queue_events
 
 
 def load_template(path: Path) -> AppTemplate:

@@ -78,6 +78,13 @@ def schedules_by_user(user_id: str) -> str:
     return f"USER#{user_id}#SCHEDULES"
 
 
+CREDENTIAL_PREFIX = "CRED#"  # a user's credentials: items of the user's partition (USER#<user_id>)
+
+
+def credential_sk(credential_id: str) -> str:
+    return f"{CREDENTIAL_PREFIX}{credential_id}"
+
+
 def idempotency_pk(user_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"IDEMP#{user_id}#{digest}"

@@ -19,14 +19,20 @@ from aws_lambda_powertools import Logger, Metrics
 
 from agentflow.clock import Clock, system_clock
 from agentflow.config import Settings
+from agentflow.credentials.crypto import keyring_for
+from agentflow.credentials.vault import CredentialVault, KeyringFactory
+from agentflow.errors import ConfigurationError
 from agentflow.events import EventBridgePublisher, EventPublisher
 from agentflow.executor import Engine
+from agentflow.retries import RetryQueue, SqsRetryQueue
 from agentflow.store import Store, dynamodb_client
 from agentflow.store.dynamo import CLIENT_CONFIG
 from agentflow.triggers.schedules import SchedulerPort, scheduler_for
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_sqs import SQSClient
 
 MetricsFactory = Callable[[str, str], Metrics]  # (namespace, service) -> metrics
 
@@ -56,6 +62,13 @@ class Runtime:
                 self._scheduler = scheduler_for(self.settings)
             return self._scheduler
 
+    def vault(self) -> CredentialVault:
+        """Users' credentials: the vault the engine checks and resolves them with."""
+        vault = self.engine.credentials
+        if not isinstance(vault, CredentialVault):
+            raise ConfigurationError("this runtime's engine has no credentials vault (build it with build_runtime)")
+        return vault
+
     def metrics(self, namespace: str) -> Metrics:
         return self.metrics_factory(namespace, self.settings.service_name)
 
@@ -73,6 +86,8 @@ def build_runtime(
     events_client: Any = None,
     scheduler: SchedulerPort | None = None,
     metrics_factory: MetricsFactory = cloudwatch_metrics,
+    kms: KMSClient | None = None,
+    sqs: SQSClient | None = None,
 ) -> Runtime:
     """Clients default to boto3's own resolution (in AWS: the real services; AWS_ENDPOINT_URL_* if set)."""
     settings = settings or Settings.from_env()
@@ -81,8 +96,28 @@ def build_runtime(
         publisher = EventBridgePublisher(
             events_client or boto3.client("events", config=CLIENT_CONFIG), settings.event_bus_name
         )
-    engine = Engine(Store(dynamodb, settings.table_name, clock=clock), publisher, settings)
+    store = Store(dynamodb, settings.table_name, clock=clock)
+    vault = CredentialVault(store, credentials_keyring(settings, kms))
+    engine = Engine(store, publisher, settings, credentials=vault, retry_queue=retry_queue(settings, sqs))
     return Runtime(settings, engine, metrics_factory, scheduler)
+
+
+def retry_queue(settings: Settings, sqs: SQSClient | None = None) -> RetryQueue | None:
+    """Delayed attempts go through the SQS queue the settings name (RETRY_QUEUE_URL); without one, a transient
+    failure fails its node at once."""
+    if not settings.retry_queue_url:
+        return None
+    return SqsRetryQueue(sqs or boto3.client("sqs", config=CLIENT_CONFIG), settings.retry_queue_url)
+
+
+def credentials_keyring(settings: Settings, kms: KMSClient | None = None) -> KeyringFactory:
+    """The keyring the settings choose, made when first needed (the KMS client too): only creating or resolving a
+    credential needs it, so a function that does neither needs no key setting."""
+
+    def kms_client() -> KMSClient:
+        return kms or boto3.client("kms", config=CLIENT_CONFIG)
+
+    return lambda: keyring_for(settings.credentials_key_file, settings.credentials_key_id, kms_client)
 
 
 _overrides: list[Runtime] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agentflow.graph import Graph
 
@@ -99,6 +99,13 @@ class Stats(BaseModel):
     events_published: int
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    error: str | None = None
+    ended_at: str | None = None
+    retry_in_seconds: float | None = None  # the backoff before the next attempt, when this one failed transiently
+
+
 class NodeExecutionOut(BaseModel):
     node_id: str
     seq: int
@@ -106,6 +113,8 @@ class NodeExecutionOut(BaseModel):
     block_name: str | None
     status: str
     attempts: int
+    attempt_log: list[AttemptOut] = Field(default_factory=list)
+    retry_at: str | None = None  # a retry waiting for its backoff runs from then
     inputs: Any
     outputs: dict[str, list[Any]]
     error: str | None
@@ -220,4 +229,42 @@ class ScheduleList(BaseModel):
 
 class ScheduleDeleted(BaseModel):
     schedule_id: str
+    deleted: bool
+
+
+class CredentialIn(BaseModel):
+    """A credential to create (AutoGPT's fields). Secret fields are SecretStr: never printed, never answered."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    provider: str = Field(max_length=64, description="lowercase letters, digits and '_', e.g. openai or http")
+    type: str = Field(default="api_key", max_length=64, description="api_key, user_password or host_scoped")
+    title: str | None = Field(default=None, max_length=200)
+    api_key: SecretStr | None = Field(default=None, description="api_key credentials: the key")
+    username: SecretStr | None = Field(default=None, description="user_password credentials")
+    password: SecretStr | None = Field(default=None, description="user_password credentials")
+    host: str | None = Field(
+        default=None, max_length=253, description="host_scoped credentials: api.example.com or *.example.com"
+    )
+    headers: dict[str, SecretStr] | None = Field(
+        default=None, description="host_scoped credentials: header name -> value, sent only to `host`"
+    )
+
+
+class CredentialOut(BaseModel):
+    """A credential's metadata: its secret is never shown again after it is created."""
+
+    id: str
+    provider: str
+    type: str
+    title: str | None = None
+    host: str | None = Field(default=None, description="host_scoped credentials only")
+    created_at: str | None = None
+
+
+class CredentialList(BaseModel):
+    credentials: list[CredentialOut]
+
+
+class CredentialDeleted(BaseModel):
+    id: str
     deleted: bool

@@ -6,6 +6,7 @@ table (`dynamo`); `Store` is all of them together (docs/architecture.md, "The st
 - `runs`: a run's other items (creation, reads, results, costs, sweeper queries, retention);
 - `deliveries`: values delivered to node slots, idempotently;
 - `catalog`: graphs, versions, webhooks, schedules and API keys;
+- `credentials`: users' credentials (metadata, and the secret only encrypted);
 - `records`: the typed records the store returns (executions, node executions, pins, graph heads, a whole run),
   so the item layout is known only here. Webhooks, schedules and API keys are still plain dicts of attributes.
 """
@@ -13,6 +14,7 @@ table (`dynamo`); `Store` is all of them together (docs/architecture.md, "The st
 from __future__ import annotations
 
 from agentflow.store.catalog import Catalog, InvalidCursor
+from agentflow.store.credentials import CredentialItems, CredentialMeta, SealedCredential
 from agentflow.store.deliveries import Deliveries, Delivery
 from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
 from agentflow.store.port import RunStatePort
@@ -30,6 +32,8 @@ from agentflow.store.runs import RunItems
 from agentflow.store.transitions import QueueOutcome, QueueResult, StatusWrites
 
 __all__ = [
+    "CredentialItems",
+    "CredentialMeta",
     "Delivery",
     "ExecutionPage",
     "ExecutionRecord",
@@ -46,13 +50,14 @@ __all__ = [
     "RecordedOutput",
     "RunSnapshot",
     "RunStatePort",
+    "SealedCredential",
     "Store",
     "Transition",
     "dynamodb_client",
 ]
 
 
-class Store(StatusWrites, RunItems, Deliveries, Catalog):
+class Store(StatusWrites, RunItems, Deliveries, Catalog, CredentialItems):
     """Every part of the store over one table, one meter and one clock."""
 
 
