@@ -308,3 +308,21 @@ def test_a_run_past_its_deadline_fails_in_the_executor_and_in_the_sweep(
         run = retrying.store.get_execution(execution_id)
         assert run is not None and run.status == "FAILED"
         assert run.error is not None and "timed out" in run.error and "60 s" in run.error
+
+
+def test_recovery_sends_again_the_retries_a_dead_process_held(
+    retrying: Engine, publisher: RecordingPublisher, clock: FakeClock, queue: RecordingRetryQueue, flaky_add: Flaky
+) -> None:
+    flaky_add.failures = 1
+    execution_id = _start(retrying, graphs.linear())
+    drain(retrying, publisher)
+    [(message, delay)] = queue.take()  # held in memory by the local queue of a process that then died
+    clock.now += delay / 2
+    retrying.recover_abandoned()
+    [(again, left)] = queue.take()
+    assert again == message and left == pytest.approx(delay / 2, abs=0.01)
+    clock.now += send_delay(left)
+    assert _deliver(retrying, again) is NodeRunOutcome.COMPLETED
+    drain(retrying, publisher)
+    report = execution_report(retrying.store, execution_id, ["result"])
+    assert report is not None and report["status"] == "COMPLETED"

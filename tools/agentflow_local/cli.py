@@ -190,6 +190,9 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
         with LocalStack(config) as stack:
             report = run_on_stack(stack, graph, inputs, args.timeout, live=None if args.json else sys.stderr)
+    except GraphValidationError as exc:  # what only the stack can check: e.g. the user's credentials
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except DynamoDBLocalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,6 +173,7 @@ class LocalStack:
                 events_client=_local_client("events", self.bus.url),
                 sqs=_local_client("sqs", self.queues.url),
                 metrics_factory=file_metrics(self.metrics_file),
+                log_stream=sys.stderr,  # stdout is the CLI's: `agentflow run --json` prints one document there
             )
             self.bus.start(self._runtime)
             self.queues.start(self._runtime)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -48,6 +48,7 @@ class Runtime:
     engine: Engine
     metrics_factory: MetricsFactory = cloudwatch_metrics
     _scheduler: SchedulerPort | None = None
+    log_stream: IO[str] | None = None  # None: stdout, where Lambda collects logs; the local stack gives stderr
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -74,7 +75,7 @@ class Runtime:
 
     def logger(self) -> Logger:
         """A handler's structured logger, with the service name and level of the settings."""
-        return Logger(service=self.settings.service_name, level=self.settings.log_level)
+        return Logger(service=self.settings.service_name, level=self.settings.log_level, stream=self.log_stream)
 
 
 def build_runtime(
@@ -88,6 +89,7 @@ def build_runtime(
     metrics_factory: MetricsFactory = cloudwatch_metrics,
     kms: KMSClient | None = None,
     sqs: SQSClient | None = None,
+    log_stream: IO[str] | None = None,
 ) -> Runtime:
     """Clients default to boto3's own resolution (in AWS: the real services; AWS_ENDPOINT_URL_* if set)."""
     settings = settings or Settings.from_env()
@@ -99,7 +101,7 @@ def build_runtime(
     store = Store(dynamodb, settings.table_name, clock=clock)
     vault = CredentialVault(store, credentials_keyring(settings, kms))
     engine = Engine(store, publisher, settings, credentials=vault, retry_queue=retry_queue(settings, sqs))
-    return Runtime(settings, engine, metrics_factory, scheduler)
+    return Runtime(settings, engine, metrics_factory, scheduler, log_stream=log_stream)
 
 
 def retry_queue(settings: Settings, sqs: SQSClient | None = None) -> RetryQueue | None:

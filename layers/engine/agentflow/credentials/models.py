@@ -98,7 +98,9 @@ class HostScopedCredentials(_Credentials):
         return self.header_values().get("Authorization", "")
 
     def secrets(self) -> list[str]:
-        return list(self.header_values().values())
+        """Each header value, and its token without a scheme (`Bearer <token>`): a server may quote either."""
+        values = list(self.header_values().values())
+        return values + [token for v in values if (token := v.partition(" ")[2].strip())]
 
 
 Credentials = APIKeyCredentials | UserPasswordCredentials | HostScopedCredentials

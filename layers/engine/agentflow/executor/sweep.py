@@ -8,6 +8,7 @@ import logging
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import SweepReport, age_seconds
 from agentflow.executor.start import Starting
+from agentflow.retries import RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, NodeRecord, RunStatePort
 
@@ -37,13 +38,19 @@ class Sweeping(Starting):
         return report
 
     def recover_abandoned(self) -> SweepReport:
-        """Move on at once every run that a dead process left: take over the leases it held, then sweep with
-        no stale threshold. Only for a store no other live process works on (the local stack that owns its
-        data folder), since it voids every lease."""
+        """Move on at once every run that a dead process left: take over the leases it held, send again the
+        delayed retries it held in memory (the local queue), then sweep with no stale threshold. Only for a
+        store no other live process works on (the local stack that owns its data folder), since it voids every
+        lease."""
+        now = self.store.clock()
         for execution in self.store.list_active_executions():
             execution_id = execution.execution_id
             for node in self.store.list_nodes(execution_id, status=N.RUNNING):
                 self.store.release_lease(execution_id, node.node_id, node.seq, node.attempts)
+            for node in self.store.list_nodes(execution_id, status=N.QUEUED):
+                if node.due_at() > now and self.retry_queue is not None:  # its delayed message died with the process
+                    message = RetryMessage(execution_id, node.node_id, node.seq, node.attempts + 1)
+                    self.retry_queue.send(message, node.due_at() - now)
         return self.sweep(stale_after_seconds=0)
 
     def _sweep_execution(
