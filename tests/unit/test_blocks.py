@@ -38,9 +38,23 @@ CASES = [
 ]
 
 
+class MemoryValues:
+    """The key-value port in memory, seeded from a case's `mocks["key_values"]` ({scoped key: JSON})."""
+
+    def __init__(self, seeded: dict[str, str]) -> None:
+        self.items = dict(seeded)
+
+    def put_value(self, user_id: str, scoped_key: str, value_json: str, writer: str) -> None:
+        self.items[scoped_key] = value_json
+
+    def get_value(self, user_id: str, scoped_key: str) -> str | None:
+        return self.items.get(scoped_key)
+
+
 @pytest.mark.parametrize(("block", "case"), CASES)
 def test_block_case(block: type[Block], case: BlockTestCase) -> None:
-    run = execute_block(block, case.input, BlockContext(mocks=case.mocks))
+    values = MemoryValues(dict(case.mocks.get("key_values", {})))
+    run = execute_block(block, case.input, BlockContext(mocks=case.mocks, values=values))
     if case.error is None:
         assert run.error is None, run.error
         assert run.outputs == case.output
@@ -61,7 +75,7 @@ def test_every_block_has_cases() -> None:
 # -- the registry against AutoGPT's block ids -------------------------------------------------------------------
 
 C_IN, C_OUT, C_BASIC = BlockCategory.INPUT, BlockCategory.OUTPUT, BlockCategory.BASIC
-C_LOGIC, C_TEXT = BlockCategory.LOGIC, BlockCategory.TEXT
+C_LOGIC, C_TEXT, C_DATA = BlockCategory.LOGIC, BlockCategory.TEXT, BlockCategory.DATA
 STD, INP, OUT, NOTE = BlockType.STANDARD, BlockType.INPUT, BlockType.OUTPUT, BlockType.NOTE
 
 # name: (uuid, module, block_type, static_output, categories)
@@ -84,6 +98,8 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "StepThroughItemsBlock": ("f66a3543-28d3-4ab5-8945-9b336371e2ce", "iteration", STD, False, {C_LOGIC}),
     "CalculatorBlock": ("b1ab9b19-67a6-406d-abf5-2dba76d00c79", "maths", STD, False, {C_LOGIC}),
     "CountItemsBlock": ("3c9c2f42-b0c3-435f-ba35-05f7a25c772a", "maths", STD, False, {C_LOGIC}),
+    "PersistInformationBlock": ("1d055e55-a2b9-4547-8311-907d05b0304d", "persistence", STD, False, {C_DATA}),
+    "RetrieveInformationBlock": ("d8710fc9-6e29-481e-a7d5-165eb16f8471", "persistence", STD, True, {C_DATA}),
     "SendWebRequestBlock": ("6595ae1f-b924-42cb-9a41-551a0611c4b4", "http", STD, False, {C_OUT}),
     "SendAuthenticatedWebRequestBlock": ("fff86bcd-e001-4bad-a7f6-2eae4720c8dc", "http", STD, False, {C_OUT}),
     # trigger blocks (issue: webhook-triggered agents), AutoGPT's UUIDs
@@ -147,6 +163,8 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
     "StepThroughItemsBlock": (["items", "items_object", "items_str"], set(), ["error", "item", "key"]),
     "CalculatorBlock": (["operation", "a", "b", "round_result"], {"operation", "a", "b"}, ["error", "result"]),
     "CountItemsBlock": (["collection"], {"collection"}, ["error", "count"]),
+    "PersistInformationBlock": (["key", "value", "scope"], {"key", "value"}, ["error", "value"]),
+    "RetrieveInformationBlock": (["key", "scope", "default_value"], {"key"}, ["error", "value"]),
     "SendWebRequestBlock": (
         ["url", "method", "headers", "json_format", "body", "files_name", "files"],
         {"url"},

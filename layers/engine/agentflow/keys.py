@@ -85,6 +85,11 @@ def credential_sk(credential_id: str) -> str:
     return f"{CREDENTIAL_PREFIX}{credential_id}"
 
 
+def key_value_sk(scoped_key: str) -> str:
+    """A user's key-value item (`agent#<graph id>#<key>` or `global#<key>`), under the user's partition."""
+    return f"KV#{scoped_key}"
+
+
 def idempotency_pk(user_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"IDEMP#{user_id}#{digest}"

@@ -19,6 +19,7 @@ from agentflow.blocks.io import (
 )
 from agentflow.blocks.iteration import StepThroughItemsBlock
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
+from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
 from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
@@ -47,6 +48,8 @@ _BUILT_IN: tuple[type[Block], ...] = (
     StepThroughItemsBlock,
     CalculatorBlock,
     CountItemsBlock,
+    PersistInformationBlock,
+    RetrieveInformationBlock,
     SendWebRequestBlock,
     SendAuthenticatedWebRequestBlock,
 )

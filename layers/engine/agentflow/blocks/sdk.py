@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from agentflow.clock import Clock, system_clock
 from agentflow.errors import AgentflowError, RetryableError
 from agentflow.net.policy import HttpPolicy
 
@@ -55,6 +56,14 @@ class BlockError(AgentflowError):
     """Raised by a block to fail its node with a clear message (it becomes the `error` output)."""
 
 
+class KeyValuePort(Protocol):
+    """The user's key-value items, as the persistence blocks see them (the store provides it)."""
+
+    def put_value(self, user_id: str, scoped_key: str, value_json: str, writer: str) -> None: ...
+
+    def get_value(self, user_id: str, scoped_key: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class BlockContext:
     """What a block may know about where it runs. Nothing here depends on Lambda or the local stack."""
@@ -70,6 +79,8 @@ class BlockContext:
     max_attempts: int = 1  # the node's retry policy: a block may answer differently on its last attempt
     credentials: Mapping[str, Any] = field(default_factory=dict)  # credentials pin -> resolved credentials
     http: HttpPolicy = field(default_factory=HttpPolicy)  # what outbound requests may reach (agentflow.net)
+    clock: Clock = system_clock  # "now" for blocks that read the time: the engine's clock (tests set it)
+    values: KeyValuePort | None = None  # the user's key-value items (persistence blocks); None: not available
 
     @property
     def last_attempt(self) -> bool:

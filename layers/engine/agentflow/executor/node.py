@@ -77,7 +77,7 @@ class NodeRunning(Propagation):
             outputs: list[Any] = [tuple(pair) for pair in json.loads(node.outputs)]
             error: str | None = node.error
         else:
-            run = self._run_block(execution, graph, node, policy, lease)
+            run = self._run_block(store, execution, graph, node, policy, lease)
             if run.retryable and attempt < policy.max_attempts and self.retry_queue is not None:
                 return self._retry_later(store, execution_id, node, policy, run)
             outputs, error = self._final_result(run, attempt, policy)
@@ -135,7 +135,13 @@ class NodeRunning(Propagation):
         return True
 
     def _run_block(
-        self, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord, policy: ResolvedPolicy, lease: float
+        self,
+        store: RunStatePort,
+        execution: ExecutionRecord,
+        graph: ValidGraph,
+        node: NodeRecord,
+        policy: ResolvedPolicy,
+        lease: float,
     ) -> BlockRun:
         """The block's run (credentials resolved, under its time limit, secrets scrubbed from what it returns), or
         an error run when it may not run or its outputs are too big."""
@@ -163,6 +169,8 @@ class NodeRunning(Propagation):
             max_attempts=policy.max_attempts,
             credentials=credentials,
             http=self.settings.http,
+            clock=self.store.clock,
+            values=store,  # the unit's store: the persistence blocks' requests count in the run's costs
         )
         limit = graph.node_timeout(node_id) or self.settings.node_timeout_seconds
         timeout = min(limit, max(lease - SAVE_MARGIN_SECONDS, 0.5))  # the lease must outlive the block

@@ -7,6 +7,7 @@ table (`dynamo`); `Store` is all of them together (docs/architecture.md, "The st
 - `deliveries`: values delivered to node slots, idempotently;
 - `catalog`: graphs, versions, webhooks, schedules and API keys;
 - `credentials`: users' credentials (metadata, and the secret only encrypted);
+- `key_values`: users' key-value items (the persistence blocks);
 - `records`: the typed records the store returns (executions, node executions, pins, graph heads, a whole run),
   so the item layout is known only here. Webhooks, schedules and API keys are still plain dicts of attributes.
 """
@@ -17,6 +18,7 @@ from agentflow.store.catalog import Catalog, InvalidCursor
 from agentflow.store.credentials import CredentialItems, CredentialMeta, SealedCredential
 from agentflow.store.deliveries import Deliveries, Delivery
 from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
+from agentflow.store.key_values import KeyValueItems
 from agentflow.store.port import RunStatePort
 from agentflow.store.records import (
     ExecutionPage,
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 
-class Store(StatusWrites, RunItems, Deliveries, Catalog, CredentialItems):
+class Store(StatusWrites, RunItems, Deliveries, Catalog, CredentialItems, KeyValueItems):
     """Every part of the store over one table, one meter and one clock."""
 
 
