@@ -132,6 +132,7 @@ API_EXPECTED = {
     "get_docs": 200,
     "list_blocks": 200,
     "create_graph": 201,
+    "validate_graph": 200,
     "list_graphs": 200,
     "get_graph": 200,
     "update_graph": 200,

@@ -588,3 +588,20 @@ def test_docs_page_is_html(anonymous: Api) -> None:
     assert reply.status == 200, reply.text[:300]
     assert reply.headers["content-type"].startswith("text/html")
     assert "<html" in reply.text.lower() and "swagger" in reply.text.lower()
+
+
+def test_validate_checks_an_export_and_its_sub_graphs_without_storing_it(api: Api) -> None:
+    broken = graphs.linear()
+    broken["nodes"][1]["block_id"] = "NoSuchBlock"
+    export = {**graphs.linear(), "sub_graphs": [{**broken, "name": "helper agent"}]}
+    reply = api.post("/graphs/validate", export)
+    assert reply.status == 200, reply.text
+    assert reply.body == {
+        "valid": False,
+        "problems": [
+            {"graph": "helper agent", "node_id": "add", "pin": "block_id", "message": "unknown block 'NoSuchBlock'"}
+        ],
+    }
+    assert api.post("/graphs/validate", graphs.linear()).body == {"valid": True, "problems": []}
+    assert api.get("/graphs").body["graphs"] == []  # nothing was stored
+    assert api.post("/graphs/validate", [1, 2]).status == 400  # not a JSON object at all

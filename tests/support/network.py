@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "held_until",
     "local_http_server",
     "recorder",
+    "settle",
     "static_resolver",
 ]
 
@@ -157,6 +159,17 @@ def local_http_server() -> Iterator[HTTPServer]:
 
 
 Handler = Callable[[Request], Response]
+
+
+def settle(server: HTTPServer, quiet_for: float = 0.05, limit: float = 10.0) -> None:
+    """Wait until no request of a test is still being answered (a handler it released may still be finishing),
+    so the next test sharing the server sees only its own requests in `server.log`."""
+    deadline = time.monotonic() + limit
+    seen, quiet_since = len(server.log), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_for:
+        time.sleep(0.02)
+        if len(server.log) != seen:
+            seen, quiet_since = len(server.log), time.monotonic()
 
 
 def recorder(seen: list[Request], answer: Response | None = None) -> Handler:

@@ -32,6 +32,7 @@ from tests.support.network import (
     held_until,
     local_http_server,
     recorder,
+    settle,
     static_resolver,
 )
 
@@ -58,6 +59,7 @@ def _module_server() -> Iterator[HTTPServer]:
 def server(_module_server: HTTPServer) -> Iterator[HTTPServer]:
     _module_server.clear()
     yield _module_server
+    settle(_module_server)
     _module_server.clear()
 
 
@@ -262,7 +264,8 @@ def test_the_default_policy_refuses_loopback_and_nothing_is_sent(server: HTTPSer
     assert result.error is not None
     assert result.error.startswith(f"refused http://127.0.0.1:{server.port}: 127.0.0.1 is a loopback address")
     assert "AGENTFLOW_HTTP_ALLOW_HOSTS" in result.error
-    assert server.log == [] and sockets.attempts == []
+    # requests an earlier test held open may still land in the shared server's log: look at this path only
+    assert [request for request, _ in server.log if request.path == "/"] == [] and sockets.attempts == []
     assert execute({"url": url(server, "/"), "method": "GET"}, context()).outputs == [
         ("response", "should not be reached")
     ]

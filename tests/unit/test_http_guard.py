@@ -28,7 +28,15 @@ from agentflow.errors import AgentflowError, RetryableError
 from agentflow.net.client import USER_AGENT, Body, HttpResponse, form_fields, parse_retry_after, send_request
 from agentflow.net.guard import RequestFailed, RequestRefused, address_problem, canonical_url, check_url
 from agentflow.net.policy import HttpPolicy
-from tests.support.network import SocketGuard, guard_sockets, held_until, local_http_server, recorder, static_resolver
+from tests.support.network import (
+    SocketGuard,
+    guard_sockets,
+    held_until,
+    local_http_server,
+    recorder,
+    settle,
+    static_resolver,
+)
 
 LOCAL = frozenset({"127.0.0.1", "localhost"})
 
@@ -50,6 +58,7 @@ def _module_server() -> Iterator[HTTPServer]:
 def server(_module_server: HTTPServer) -> Iterator[HTTPServer]:
     _module_server.clear()
     yield _module_server
+    settle(_module_server)
     _module_server.clear()
 
 

@@ -4,16 +4,17 @@ version (README.md, "The HTTP API")."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from agentflow.api import models as m
 from agentflow.api.common import Deps, _check_id, _ok, created, ok
 from agentflow.api.errors import not_found
 from agentflow.blocks.registry import all_blocks
+from agentflow.exports import check_export
 from agentflow.graph import validate_graph
 from agentflow.store import GraphHead
 
@@ -52,6 +53,15 @@ def graph_out(deps: Deps, head: GraphHead, version: int | None = None) -> m.Grap
 
 def _graph_routes(r: APIGatewayRouter, deps: Deps) -> None:
     store = deps.store
+
+    @r.post(
+        "/graphs/validate",
+        summary="Check an AutoGPT export (its sub_graphs included) without storing or running it",
+        responses=ok(m.ValidationOut),
+    )
+    def validate_export(document: Annotated[dict[str, Any], Body()]) -> m.ValidationOut:
+        problems = check_export(document)
+        return m.ValidationOut(valid=not problems, problems=[m.ExportProblemOut(**p.to_dict()) for p in problems])
 
     @r.post("/graphs", summary="Create a graph (version 1)", responses=created(m.GraphOut))
     def create_graph(graph: m.GraphIn) -> Response[m.GraphOut]:

@@ -39,6 +39,18 @@ class GraphIn(Graph):
     """A graph in the AutoGPT export format; `block_id` takes a block UUID or name."""
 
 
+class ExportProblemOut(BaseModel):
+    graph: str | None = None  # None: the export's own graph; else the sub-graph's name (or id)
+    node_id: str | None = None
+    pin: str | None = None
+    message: str
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[ExportProblemOut]
+
+
 class GraphSummary(BaseModel):
     graph_id: str
     name: str
