@@ -7,6 +7,8 @@ from types import MappingProxyType
 
 from agentflow.blocks.basic import NoteBlock, StoreValueBlock
 from agentflow.blocks.branching import ConditionBlock, IfInputMatchesBlock
+from agentflow.blocks.conversion import PrintToConsoleBlock, UniversalTypeConverterBlock
+from agentflow.blocks.dictionaries import AddToDictionaryBlock, CreateDictionaryBlock, FindInDictionaryBlock
 from agentflow.blocks.http import SendAuthenticatedWebRequestBlock, SendWebRequestBlock
 from agentflow.blocks.io import (
     AgentDropdownInputBlock,
@@ -18,6 +20,7 @@ from agentflow.blocks.io import (
     AgentToggleInputBlock,
 )
 from agentflow.blocks.iteration import StepThroughItemsBlock
+from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemBlock
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
@@ -39,12 +42,20 @@ _BUILT_IN: tuple[type[Block], ...] = (
     AgentOutputBlock,
     StoreValueBlock,
     NoteBlock,
+    PrintToConsoleBlock,
+    UniversalTypeConverterBlock,
     ConditionBlock,
     IfInputMatchesBlock,
     MatchTextPatternBlock,
     FillTextTemplateBlock,
     CombineTextsBlock,
     TextSplitBlock,
+    CreateDictionaryBlock,
+    AddToDictionaryBlock,
+    FindInDictionaryBlock,
+    CreateListBlock,
+    AddToListBlock,
+    GetListItemBlock,
     StepThroughItemsBlock,
     CalculatorBlock,
     CountItemsBlock,
