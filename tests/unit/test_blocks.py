@@ -54,7 +54,8 @@ class MemoryValues:
 @pytest.mark.parametrize(("block", "case"), CASES)
 def test_block_case(block: type[Block], case: BlockTestCase) -> None:
     values = MemoryValues(dict(case.mocks.get("key_values", {})))
-    run = execute_block(block, case.input, BlockContext(mocks=case.mocks, values=values))
+    # a fixed clock (2026-05-17 10:00 UTC): no case depends on the day it runs
+    run = execute_block(block, case.input, BlockContext(mocks=case.mocks, values=values, clock=lambda: 1779012000.0))
     if case.error is None:
         assert run.error is None, run.error
         assert run.outputs == case.output
@@ -106,6 +107,12 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "CreateListBlock": ("a912d5c7-6e00-4542-b2a9-8034136930e4", "lists", STD, False, {C_DATA}),
     "AddToListBlock": ("aeb08fc1-2fc1-4141-bc8e-f758f183a822", "lists", STD, False, {C_BASIC}),
     "GetListItemBlock": ("262ca24c-1025-43cf-a578-534e23234e97", "lists", STD, False, {C_BASIC}),
+    "ExtractTextInformationBlock": ("3146e4fe-2cdd-4f29-bd12-0c9d5bb4deb0", "text_extract", STD, False, {C_TEXT}),
+    "TextReplaceBlock": ("7e7c87ab-3469-4bcc-9abe-67705091b713", "text_extract", STD, False, {C_TEXT}),
+    "GetCurrentTimeBlock": ("a892b8d9-3e4e-4e9c-9c1e-75f8efcf1bfa", "time_blocks", STD, False, {C_TEXT}),
+    "GetCurrentDateBlock": ("b29c1b50-5d0e-4d9f-8f9d-1b0e6fcbf0b1", "time_blocks", STD, False, {C_TEXT}),
+    "GetCurrentDateAndTimeBlock": ("716a67b3-6760-42e7-86dc-18645c6e00fc", "time_blocks", STD, False, {C_TEXT}),
+    "XMLParserBlock": ("286380af-9529-4b55-8be0-1d7c854abdb5", "xml_parser", STD, False, set()),
     "PersistInformationBlock": ("1d055e55-a2b9-4547-8311-907d05b0304d", "persistence", STD, False, {C_DATA}),
     "RetrieveInformationBlock": ("d8710fc9-6e29-481e-a7d5-165eb16f8471", "persistence", STD, True, {C_DATA}),
     "SendWebRequestBlock": ("6595ae1f-b924-42cb-9a41-551a0611c4b4", "http", STD, False, {C_OUT}),
@@ -179,6 +186,16 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
     "CreateListBlock": (["values", "max_size", "max_tokens"], {"values"}, ["error", "list"]),
     "AddToListBlock": (["list", "entry", "entries", "position"], set(), ["error", "updated_list"]),
     "GetListItemBlock": (["list", "index"], {"list", "index"}, ["error", "item"]),
+    "ExtractTextInformationBlock": (
+        ["text", "pattern", "group", "case_sensitive", "dot_all", "find_all"],
+        {"text", "pattern"},
+        ["error", "positive", "negative", "matched_results", "matched_count"],
+    ),
+    "TextReplaceBlock": (["text", "old", "new"], {"text", "old", "new"}, ["error", "output"]),
+    "GetCurrentTimeBlock": (["trigger", "format_type"], {"trigger"}, ["error", "time"]),
+    "GetCurrentDateBlock": (["trigger", "offset", "format_type"], {"trigger"}, ["error", "date"]),
+    "GetCurrentDateAndTimeBlock": (["trigger", "format_type"], {"trigger"}, ["error", "date_time"]),
+    "XMLParserBlock": (["input_xml"], {"input_xml"}, ["error", "parsed_xml"]),
     "PersistInformationBlock": (["key", "value", "scope"], {"key", "value"}, ["error", "value"]),
     "RetrieveInformationBlock": (["key", "scope", "default_value"], {"key"}, ["error", "value"]),
     "SendWebRequestBlock": (

@@ -24,6 +24,9 @@ from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemB
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
+from agentflow.blocks.text_extract import ExtractTextInformationBlock, TextReplaceBlock
+from agentflow.blocks.time_blocks import GetCurrentDateAndTimeBlock, GetCurrentDateBlock, GetCurrentTimeBlock
+from agentflow.blocks.xml_parser import XMLParserBlock
 from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
 from agentflow.errors import ConfigurationError
@@ -50,6 +53,8 @@ _BUILT_IN: tuple[type[Block], ...] = (
     FillTextTemplateBlock,
     CombineTextsBlock,
     TextSplitBlock,
+    ExtractTextInformationBlock,
+    TextReplaceBlock,
     CreateDictionaryBlock,
     AddToDictionaryBlock,
     FindInDictionaryBlock,
@@ -59,6 +64,10 @@ _BUILT_IN: tuple[type[Block], ...] = (
     StepThroughItemsBlock,
     CalculatorBlock,
     CountItemsBlock,
+    GetCurrentTimeBlock,
+    GetCurrentDateBlock,
+    GetCurrentDateAndTimeBlock,
+    XMLParserBlock,
     PersistInformationBlock,
     RetrieveInformationBlock,
     SendWebRequestBlock,

@@ -1,0 +1,38 @@
+"""The compatibility report script: exports that validate, and the blocks the others need, counted per export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agentflow_local.compat import main
+from tests import graphs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_report_counts_valid_exports_and_missing_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(ROOT / "examples" / "calculator.json", tmp_path / "calculator.json")
+    for name, block in [("llm.json", "1f292d4a-41a4-4977-9684-7c8d560b9f91"), ("other.json", "feed-beef")]:
+        graph = graphs.linear()
+        graph["nodes"][1]["block_id"] = block
+        graph["sub_graphs"] = [{**graphs.linear(), "name": "sub"}]
+        graph["sub_graphs"][0]["nodes"][1]["block_id"] = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
+        (tmp_path / name).write_text(json.dumps(graph))
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "calculator.json: valid" in out
+    assert "1 of 3 exports validate" in out
+    assert "    2 export(s) need AITextGeneratorBlock (`1f292d4a-41a4-4977-9684-7c8d560b9f91`)" in out
+    assert "    1 export(s) need `feed-beef`" in out
+    assert main([str(tmp_path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [(d["export"], d["valid"]) for d in document] == [
+        ("calculator.json", True),
+        ("llm.json", False),
+        ("other.json", False),
+    ]
+    assert main([str(tmp_path / "nowhere")]) == 2
