@@ -24,11 +24,11 @@ from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemB
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
+from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.text_extract import ExtractTextInformationBlock, TextReplaceBlock
 from agentflow.blocks.time_blocks import GetCurrentDateAndTimeBlock, GetCurrentDateBlock, GetCurrentTimeBlock
-from agentflow.blocks.xml_parser import XMLParserBlock
-from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
+from agentflow.blocks.xml_parser import XMLParserBlock
 from agentflow.errors import ConfigurationError
 
 __all__ = ["BLOCKS", "all_blocks", "get_block"]
