@@ -8,6 +8,7 @@ from types import MappingProxyType
 from agentflow.blocks.basic import NoteBlock, StoreValueBlock
 from agentflow.blocks.branching import ConditionBlock, IfInputMatchesBlock
 from agentflow.blocks.conversion import PrintToConsoleBlock, UniversalTypeConverterBlock
+from agentflow.blocks.countdown import CountdownTimerBlock
 from agentflow.blocks.dictionaries import AddToDictionaryBlock, CreateDictionaryBlock, FindInDictionaryBlock
 from agentflow.blocks.http import SendAuthenticatedWebRequestBlock, SendWebRequestBlock
 from agentflow.blocks.io import (
@@ -19,13 +20,16 @@ from agentflow.blocks.io import (
     AgentShortTextInputBlock,
     AgentToggleInputBlock,
 )
+from agentflow.blocks.io_extra import AgentDateInputBlock, AgentTableInputBlock, AgentTimeInputBlock
 from agentflow.blocks.iteration import StepThroughItemsBlock
 from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemBlock
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
+from agentflow.blocks.tabular import DataSamplingBlock, ReadSpreadsheetBlock
 from agentflow.blocks.text import CombineTextsBlock, FillTextTemplateBlock, MatchTextPatternBlock, TextSplitBlock
 from agentflow.blocks.text_extract import ExtractTextInformationBlock, TextReplaceBlock
+from agentflow.blocks.text_tools import CodeExtractionBlock, TextDecoderBlock, TextEncoderBlock, WordCharacterCountBlock
 from agentflow.blocks.time_blocks import GetCurrentDateAndTimeBlock, GetCurrentDateBlock, GetCurrentTimeBlock
 from agentflow.blocks.triggers import GenericWebhookTriggerBlock, GithubPullRequestTriggerBlock
 from agentflow.blocks.xml_parser import XMLParserBlock
@@ -42,6 +46,9 @@ _BUILT_IN: tuple[type[Block], ...] = (
     AgentNumberInputBlock,
     AgentDropdownInputBlock,
     AgentToggleInputBlock,
+    AgentDateInputBlock,
+    AgentTimeInputBlock,
+    AgentTableInputBlock,
     AgentOutputBlock,
     StoreValueBlock,
     NoteBlock,
@@ -55,6 +62,13 @@ _BUILT_IN: tuple[type[Block], ...] = (
     TextSplitBlock,
     ExtractTextInformationBlock,
     TextReplaceBlock,
+    CodeExtractionBlock,
+    WordCharacterCountBlock,
+    TextEncoderBlock,
+    TextDecoderBlock,
+    ReadSpreadsheetBlock,
+    DataSamplingBlock,
+    CountdownTimerBlock,
     CreateDictionaryBlock,
     AddToDictionaryBlock,
     FindInDictionaryBlock,
