@@ -78,6 +78,7 @@ def test_every_block_has_cases() -> None:
 C_IN, C_OUT, C_BASIC = BlockCategory.INPUT, BlockCategory.OUTPUT, BlockCategory.BASIC
 C_LOGIC, C_TEXT, C_DATA = BlockCategory.LOGIC, BlockCategory.TEXT, BlockCategory.DATA
 STD, INP, OUT, NOTE = BlockType.STANDARD, BlockType.INPUT, BlockType.OUTPUT, BlockType.NOTE
+AGENT = BlockType.AGENT
 
 # name: (uuid, module, block_type, static_output, categories)
 TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
@@ -123,6 +124,27 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "ReadSpreadsheetBlock": ("acf7625e-d2cb-4941-bfeb-2819fc6fc015", "tabular", STD, False, {C_TEXT, C_DATA}),
     "DataSamplingBlock": ("4a448883-71fa-49cf-91cf-70d793bd7d87", "tabular", STD, False, {C_LOGIC}),
     "CountdownTimerBlock": ("d67a9c52-5e4e-11e2-bcfd-0800200c9a71", "countdown", STD, False, {C_TEXT}),
+    "RemoveFromDictionaryBlock": ("46afe2ea-c613-43f8-95ff-6692c3ef6876", "dict_ops", STD, False, {C_BASIC}),
+    "ReplaceDictionaryValueBlock": ("27e31876-18b6-44f3-ab97-f6226d8b3889", "dict_ops", STD, False, {C_BASIC}),
+    "DictionaryIsEmptyBlock": ("a3cf3f64-6bb9-4cc6-9900-608a0b3359b0", "dict_ops", STD, False, {C_BASIC}),
+    "FindInListBlock": ("5e2c6d0a-1e37-489f-b1d0-8e1812b23333", "list_ops", STD, False, {C_BASIC}),
+    "RemoveFromListBlock": ("d93c5a93-ac7e-41c1-ae5c-ef67e6e9b826", "list_ops", STD, False, {C_BASIC}),
+    "ReplaceListItemBlock": ("fbf62922-bea1-4a3d-8bac-23587f810b38", "list_ops", STD, False, {C_BASIC}),
+    "ListIsEmptyBlock": ("896ed73b-27d0-41be-813c-c1c1dc856c03", "list_ops", STD, False, {C_BASIC}),
+    "ConcatenateListsBlock": ("3cf9298b-5817-4141-9d80-7c2cc5199c8e", "list_ops", STD, False, {C_BASIC}),
+    "FlattenListBlock": ("cc45bb0f-d035-4756-96a7-fe3e36254b4d", "list_ops", STD, False, {C_BASIC}),
+    "InterleaveListsBlock": ("9f616084-1d9f-4f8e-bc00-5b9d2a75cd75", "list_ops", STD, False, {C_BASIC}),
+    "ZipListsBlock": ("0d0e684f-5cb9-4c4b-b8d1-47a0860e0c07", "list_ops", STD, False, {C_BASIC}),
+    "ListDifferenceBlock": ("05309873-9d61-447e-96b5-b804e2511829", "list_ops", STD, False, {C_BASIC}),
+    "ListIntersectionBlock": ("b6eb08b6-dbe3-411b-b9b4-2508cb311a1f", "list_ops", STD, False, {C_BASIC}),
+    "ReverseListOrderBlock": ("422cb708-3109-4277-bfe3-bc2ae5812777", "list_ops", STD, False, {C_BASIC}),
+    "AgentExecutorBlock": (
+        "e189baac-8c20-45a1-94a7-55177ea42565",
+        "agent",
+        BlockType.AGENT,
+        False,
+        {BlockCategory.AGENT},
+    ),
     "PersistInformationBlock": ("1d055e55-a2b9-4547-8311-907d05b0304d", "persistence", STD, False, {C_DATA}),
     "RetrieveInformationBlock": ("d8710fc9-6e29-481e-a7d5-165eb16f8471", "persistence", STD, True, {C_DATA}),
     "SendWebRequestBlock": ("6595ae1f-b924-42cb-9a41-551a0611c4b4", "http", STD, False, {C_OUT}),
@@ -271,6 +293,62 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
         ["input_message", "seconds", "minutes", "hours", "days", "repeat"],
         set(),
         ["error", "output_message"],
+    ),
+    "RemoveFromDictionaryBlock": (
+        ["dictionary", "key", "return_value"],
+        {"dictionary", "key"},
+        ["error", "updated_dictionary", "removed_value"],
+    ),
+    "ReplaceDictionaryValueBlock": (
+        ["dictionary", "key", "value"],
+        {"dictionary", "key", "value"},
+        ["error", "updated_dictionary", "old_value"],
+    ),
+    "DictionaryIsEmptyBlock": (["dictionary"], {"dictionary"}, ["error", "is_empty"]),
+    "FindInListBlock": (["list", "value"], {"list", "value"}, ["error", "index", "found", "not_found_value"]),
+    "RemoveFromListBlock": (
+        ["list", "value", "index", "return_item"],
+        {"list"},
+        ["error", "updated_list", "removed_item"],
+    ),
+    "ReplaceListItemBlock": (
+        ["list", "index", "value"],
+        {"list", "index", "value"},
+        ["error", "updated_list", "old_item"],
+    ),
+    "ListIsEmptyBlock": (["list"], {"list"}, ["error", "is_empty"]),
+    "ConcatenateListsBlock": (
+        ["lists", "deduplicate", "remove_none"],
+        {"lists"},
+        ["error", "concatenated_list", "length"],
+    ),
+    "FlattenListBlock": (
+        ["nested_list", "max_depth"],
+        {"nested_list"},
+        ["error", "flattened_list", "length", "original_depth"],
+    ),
+    "InterleaveListsBlock": (["lists"], {"lists"}, ["error", "interleaved_list", "length"]),
+    "ZipListsBlock": (["lists", "pad_to_longest", "fill_value"], {"lists"}, ["error", "zipped_list", "length"]),
+    "ListDifferenceBlock": (
+        ["list_a", "list_b", "symmetric"],
+        {"list_a", "list_b"},
+        ["error", "difference", "length"],
+    ),
+    "ListIntersectionBlock": (["list_a", "list_b"], {"list_a", "list_b"}, ["error", "intersection", "length"]),
+    "ReverseListOrderBlock": (["input_list"], {"input_list"}, ["error", "reversed_list"]),
+    "AgentExecutorBlock": (
+        [
+            "user_id",
+            "graph_id",
+            "graph_version",
+            "agent_name",
+            "inputs",
+            "input_schema",
+            "output_schema",
+            "nodes_input_masks",
+        ],
+        {"user_id", "graph_id", "graph_version", "inputs", "input_schema", "output_schema"},
+        [],
     ),
     "PersistInformationBlock": (["key", "value", "scope"], {"key", "value"}, ["error", "value"]),
     "RetrieveInformationBlock": (["key", "scope", "default_value"], {"key"}, ["error", "value"]),

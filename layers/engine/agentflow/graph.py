@@ -318,19 +318,24 @@ def _check_links(
 ) -> dict[str, set[str]]:
     """Every link joins existing pins; returns the linked input pins of each node."""
     linked: dict[str, set[str]] = {n.id: set() for n in graph.nodes}
+    defaults = {n.id: n.input_default for n in graph.nodes}
     for index, link in enumerate(graph.links):
         label = link.id or f"links[{index}]"
         source, sink = blocks.get(link.source_id), blocks.get(link.sink_id)
         if link.source_id not in seen:
             problems.append(Problem(f"link {label} starts at a missing node", node_id=link.source_id))
-        elif source is not None and base_name(link.source_name) not in source.output_names():
-            allowed = ", ".join(sorted(source.output_names()))
+        elif source is not None and base_name(link.source_name) not in (
+            outputs := source.node_output_names(defaults[link.source_id])
+        ):
+            allowed = ", ".join(sorted(outputs))
             message = f"link {label}: {source.name()} has no output {link.source_name!r} (outputs: {allowed})"
             problems.append(Problem(message, node_id=link.source_id, pin=link.source_name))
         if link.sink_id not in seen:
             problems.append(Problem(f"link {label} ends at a missing node", node_id=link.sink_id))
-        elif sink is not None and base_name(link.sink_name) not in sink.input_names():
-            allowed = ", ".join(sorted(sink.input_names()))
+        elif sink is not None and base_name(link.sink_name) not in (
+            inputs := sink.node_input_names(defaults[link.sink_id])
+        ):
+            allowed = ", ".join(sorted(inputs))
             message = f"link {label}: {sink.name()} has no input {link.sink_name!r} (inputs: {allowed})"
             problems.append(Problem(message, node_id=link.sink_id, pin=link.sink_name))
         else:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from agentflow.blocks.agent import AgentExecutorBlock
 from agentflow.blocks.basic import NoteBlock, StoreValueBlock
 from agentflow.blocks.branching import ConditionBlock, IfInputMatchesBlock
 from agentflow.blocks.conversion import PrintToConsoleBlock, UniversalTypeConverterBlock
 from agentflow.blocks.countdown import CountdownTimerBlock
+from agentflow.blocks.dict_ops import DictionaryIsEmptyBlock, RemoveFromDictionaryBlock, ReplaceDictionaryValueBlock
 from agentflow.blocks.dictionaries import AddToDictionaryBlock, CreateDictionaryBlock, FindInDictionaryBlock
 from agentflow.blocks.http import SendAuthenticatedWebRequestBlock, SendWebRequestBlock
 from agentflow.blocks.io import (
@@ -22,6 +24,19 @@ from agentflow.blocks.io import (
 )
 from agentflow.blocks.io_extra import AgentDateInputBlock, AgentTableInputBlock, AgentTimeInputBlock
 from agentflow.blocks.iteration import StepThroughItemsBlock
+from agentflow.blocks.list_ops import (
+    ConcatenateListsBlock,
+    FindInListBlock,
+    FlattenListBlock,
+    InterleaveListsBlock,
+    ListDifferenceBlock,
+    ListIntersectionBlock,
+    ListIsEmptyBlock,
+    RemoveFromListBlock,
+    ReplaceListItemBlock,
+    ReverseListOrderBlock,
+    ZipListsBlock,
+)
 from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemBlock
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
@@ -75,6 +90,20 @@ _BUILT_IN: tuple[type[Block], ...] = (
     CreateListBlock,
     AddToListBlock,
     GetListItemBlock,
+    RemoveFromDictionaryBlock,
+    ReplaceDictionaryValueBlock,
+    DictionaryIsEmptyBlock,
+    FindInListBlock,
+    RemoveFromListBlock,
+    ReplaceListItemBlock,
+    ListIsEmptyBlock,
+    ConcatenateListsBlock,
+    FlattenListBlock,
+    InterleaveListsBlock,
+    ZipListsBlock,
+    ListDifferenceBlock,
+    ListIntersectionBlock,
+    ReverseListOrderBlock,
     StepThroughItemsBlock,
     CalculatorBlock,
     CountItemsBlock,
@@ -86,6 +115,7 @@ _BUILT_IN: tuple[type[Block], ...] = (
     RetrieveInformationBlock,
     SendWebRequestBlock,
     SendAuthenticatedWebRequestBlock,
+    AgentExecutorBlock,
 )
 
 

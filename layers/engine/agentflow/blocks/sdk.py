@@ -27,6 +27,7 @@ class BlockType(StrEnum):
     OUTPUT = "Output"
     NOTE = "Note"
     WEBHOOK = "Webhook"
+    AGENT = "Agent"  # AgentExecutorBlock: its pins are the called graph's, so its outputs are not checked
 
 
 class BlockCategory(StrEnum):
@@ -139,6 +140,17 @@ class Block:
     @classmethod
     def output_names(cls) -> frozenset[str]:
         return frozenset(cls.Output.model_fields)
+
+    @classmethod
+    def node_input_names(cls, input_default: Mapping[str, Any]) -> frozenset[str]:
+        """The input pins links may feed on one node: the block's own, unless its pins depend on the node
+        (AgentExecutorBlock: the called graph's inputs)."""
+        return cls.input_names()
+
+    @classmethod
+    def node_output_names(cls, input_default: Mapping[str, Any]) -> frozenset[str]:
+        """The output pins links may leave from on one node (see `node_input_names`)."""
+        return cls.output_names()
 
     @classmethod
     def has_error_pin(cls) -> bool:
