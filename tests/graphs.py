@@ -144,3 +144,53 @@ def failing(handle_error: bool) -> dict[str, Any]:
     if handle_error:
         builder.output("err", "error").link("div", "error", "err", "value")
     return builder.build()
+
+
+AGENT_EXECUTOR = "e189baac-8c20-45a1-94a7-55177ea42565"
+
+
+def doubler(graph_id: str, version: int, calls: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A small sub-graph (input `n`, output `twice`), as an export's `sub_graphs` entry."""
+    builder = (
+        GraphBuilder(f"doubler {graph_id}")
+        .input("in", "n")
+        .node("mul", "CalculatorBlock", operation="Multiply", b=2)
+        .output("out", "twice")
+        .link("in", "result", "mul", "a")
+        .link("mul", "result", "out", "value")
+    )
+    if calls is not None:
+        builder.nodes.append(calls)
+    return {
+        **builder.build(),
+        "id": graph_id,
+        "version": version,
+        "input_schema": {"properties": {"n": {}}},
+        "output_schema": {"properties": {"twice": {}}},
+    }
+
+
+def agent_node(node_id: str, graph_id: str, version: int) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "block_id": AGENT_EXECUTOR,
+        "input_default": {
+            "user_id": "someone-else",
+            "graph_id": graph_id,
+            "graph_version": version,
+            "inputs": {},
+            "input_schema": {"properties": {"n": {}}},
+            "output_schema": {"properties": {"twice": {}}},
+        },
+        "metadata": {},
+    }
+
+
+def sub_graph_export(node_graph_id: str, version: int, subs: list[dict[str, Any]]) -> dict[str, Any]:
+    graph = GraphBuilder("caller").input("in", "x").output("out", "result").build()
+    graph["nodes"].append(agent_node("call", node_graph_id, version))
+    graph["links"] += [
+        {"source_id": "in", "sink_id": "call", "source_name": "result", "sink_name": "n"},
+        {"source_id": "call", "sink_id": "out", "source_name": "twice", "sink_name": "value"},
+    ]
+    return {**graph, "sub_graphs": subs}

@@ -605,3 +605,17 @@ def test_validate_checks_an_export_and_its_sub_graphs_without_storing_it(api: Ap
     assert api.post("/graphs/validate", graphs.linear()).body == {"valid": True, "problems": []}
     assert api.get("/graphs").body["graphs"] == []  # nothing was stored
     assert api.post("/graphs/validate", [1, 2]).status == 400  # not a JSON object at all
+
+
+def test_an_export_is_created_with_its_sub_graphs(api: Api) -> None:
+    reply = api.post("/graphs", graphs.sub_graph_export("old-id", 4, [graphs.doubler("sub-1", 4)]))
+    assert reply.status == 201, reply.text
+    caller = reply.body["graph"]
+    node = next(n for n in caller["nodes"] if n["id"] == "call")
+    names = {g["graph_id"]: g["name"] for g in api.get("/graphs").body["graphs"]}
+    assert names[node["input_default"]["graph_id"]] == "doubler sub-1"  # stored as a graph of this user
+    assert node["input_default"]["graph_version"] == 1
+    refused = api.post("/graphs", graphs.sub_graph_export("nowhere", 9, []))
+    error = refused.error(400, "invalid_request")
+    assert error["details"][0]["node_id"] == "call" and error["details"][0]["pin"] == "graph_id"
+    assert len(api.get("/graphs").body["graphs"]) == 2  # nothing stored by the refused one

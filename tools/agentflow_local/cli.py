@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agentflow.errors import InvalidInput
+from agentflow.exports import load_export
 from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, validate_inputs
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
@@ -159,12 +160,13 @@ def keys_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def load_graph_file(path: Path) -> ValidGraph:
+def load_graph_file(path: Path) -> tuple[ValidGraph, Any]:
+    """The export's own graph, validated, and the whole document (its sub-graphs are checked when stored)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-    return validate_graph(text)
+    return validate_graph(text), load_export(text)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -172,7 +174,7 @@ def run_command(args: argparse.Namespace) -> int:
         print("error: --redeliver must be 0 or more", file=sys.stderr)
         return EXIT_INVALID
     try:
-        graph = load_graph_file(args.graph)
+        graph, document = load_graph_file(args.graph)
         inputs = parse_inputs(args.input, args.inputs)
         validate_inputs(graph, inputs)
         if graph.trigger_node is not None:
@@ -192,7 +194,8 @@ def run_command(args: argparse.Namespace) -> int:
         if not config.dynamodb_endpoint:
             print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
         with LocalStack(config) as stack:
-            report = run_on_stack(stack, graph, inputs, args.timeout, live=None if args.json else sys.stderr)
+            live = None if args.json else sys.stderr
+            report = run_on_stack(stack, graph, inputs, args.timeout, live=live, document=document)
     except GraphValidationError as exc:  # what only the stack can check: e.g. the user's credentials
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -208,12 +211,20 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_on_stack(
-    stack: LocalStack, graph: ValidGraph, inputs: dict[str, Any], timeout: float, live: TextIO | None
+    stack: LocalStack,
+    graph: ValidGraph,
+    inputs: dict[str, Any],
+    timeout: float,
+    live: TextIO | None,
+    document: Any = None,
 ) -> dict[str, Any]:
     engine = stack.engine
     bus = stack.bus
     assert bus is not None
-    graph_id, version = engine.register_graph(LOCAL_USER, graph)
+    if document is not None:  # an export, with the sub-graphs its AgentExecutorBlock nodes call
+        graph_id, version = engine.import_export(LOCAL_USER, document)
+    else:
+        graph_id, version = engine.register_graph(LOCAL_USER, graph)
     execution_id = engine.start_execution(LOCAL_USER, graph_id, version, inputs).execution_id
     viewer = Store(engine.store.client, engine.store.table, clock=engine.store.clock)  # reads not billed to the run
     if live:

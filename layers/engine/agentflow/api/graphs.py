@@ -65,8 +65,8 @@ def _graph_routes(r: APIGatewayRouter, deps: Deps) -> None:
 
     @r.post("/graphs", summary="Create a graph (version 1)", responses=created(m.GraphOut))
     def create_graph(graph: m.GraphIn) -> Response[m.GraphOut]:
-        valid = validate_graph(graph.model_dump(exclude_none=True))
-        graph_id, _ = deps.engine.register_graph(deps.user(), valid)
+        # with its sub_graphs, each stored as a graph of the user (README, "Sub-graphs")
+        graph_id, _ = deps.engine.import_export(deps.user(), graph.model_dump(exclude_none=True))
         return _ok(graph_out(deps, deps.graph_head(graph_id)), 201)
 
     @r.get("/graphs", summary="Your graphs", responses=ok(m.GraphList))

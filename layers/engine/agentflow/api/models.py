@@ -36,7 +36,10 @@ class BlockList(BaseModel):
 
 
 class GraphIn(Graph):
-    """A graph in the AutoGPT export format; `block_id` takes a block UUID or name."""
+    """A graph in the AutoGPT export format; `block_id` takes a block UUID or name. `sub_graphs` are the graphs
+    its AgentExecutorBlock nodes call, stored with it."""
+
+    sub_graphs: list[dict[str, Any]] | None = None
 
 
 class ExportProblemOut(BaseModel):

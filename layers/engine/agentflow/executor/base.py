@@ -17,6 +17,7 @@ from agentflow.config import Settings
 from agentflow.credentials.port import CredentialsPort
 from agentflow.errors import NotFound
 from agentflow.events import EventPublisher, OutboundEvent
+from agentflow.exports import plan_import
 from agentflow.graph import ValidGraph, validate_graph
 from agentflow.retries import RetryQueue
 from agentflow.store import ExecutionRecord, Meter, RunStatePort, Store, Transition
@@ -109,6 +110,19 @@ class EngineBase:
         version = self.store.put_graph_version(user_id, graph_id, graph.graph.name, graph.graph.to_json())
         self._graphs[(user_id, graph_id, version)] = graph
         return graph_id, version
+
+    def import_export(self, user_id: str, document: Any) -> tuple[str, int]:
+        """Store an AutoGPT export: each of its sub-graphs as a new graph of the user, then the export's own graph,
+        its AgentExecutorBlock nodes pointed at the stored copies (README, "Sub-graphs"). Nothing is stored when
+        any graph is invalid or a node calls a graph that is neither in the export nor the user's."""
+
+        def exists(graph_id: str, version: int) -> bool:
+            return self.store.get_graph_version(user_id, graph_id, version) is not None
+
+        plan = plan_import(document, user_id, exists)
+        for graph_id, sub_graph in plan.sub_graphs:
+            self.register_graph(user_id, sub_graph, graph_id)
+        return self.register_graph(user_id, plan.main)
 
     def load_graph(self, user_id: str, graph_id: str, version: int, store: RunStatePort | None = None) -> ValidGraph:
         key = (user_id, graph_id, version)
