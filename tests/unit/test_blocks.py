@@ -55,7 +55,10 @@ class MemoryValues:
 def test_block_case(block: type[Block], case: BlockTestCase) -> None:
     values = MemoryValues(dict(case.mocks.get("key_values", {})))
     # a fixed clock (2026-05-17 10:00 UTC): no case depends on the day it runs
-    run = execute_block(block, case.input, BlockContext(mocks=case.mocks, values=values, clock=lambda: 1779012000.0))
+    context = BlockContext(
+        mocks=case.mocks, values=values, clock=lambda: 1779012000.0, deferrals=int(case.mocks.get("deferrals", 0))
+    )
+    run = execute_block(block, case.input, context)
     if case.error is None:
         assert run.error is None, run.error
         assert run.outputs == case.output

@@ -1,7 +1,7 @@
 """Offline blocks ported from AutoGPT: text tools, CSV reading, sampling, typed graph inputs, the countdown timer.
 
 Each block's own test cases run here as tests/unit/test_blocks.py runs registered blocks' cases, then edge cases.
-No test sleeps or reads the wall clock: the countdown's sleep is replaced.
+No test sleeps or reads the wall clock: the countdown defers its node instead of sleeping.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentflow.blocks import countdown
 from agentflow.blocks.countdown import MAX_WAIT_SECONDS, CountdownTimerBlock
 from agentflow.blocks.execution import BlockRun, execute_block
 from agentflow.blocks.io import AgentInputBlock
@@ -68,20 +67,13 @@ def failure(block: type[Block], data: dict[str, Any]) -> str:
     return result.error
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every test: the countdown's sleep records instead of sleeping."""
-    slept: list[float] = []
-    monkeypatch.setattr(countdown, "sleep", slept.append)
-    return slept
-
-
 # -- the blocks' own cases ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("block", "case"), CASES)
 def test_block_case(block: type[Block], case: BlockTestCase) -> None:
-    result = execute_block(block, case.input, BlockContext(mocks=case.mocks))
+    context = BlockContext(mocks=case.mocks, deferrals=int(case.mocks.get("deferrals", 0)))
+    result = execute_block(block, case.input, context)
     if case.error is None:
         assert result.error is None, result.error
         assert result.outputs == case.output
@@ -449,59 +441,31 @@ def test_table_input_default_headers_and_schema() -> None:
 # -- CountdownTimerBlock -----------------------------------------------------------------------------------
 
 
-def test_countdown_sleeps_through_the_injected_sleep(no_real_sleep: list[float]) -> None:
-    outputs = ok(CountdownTimerBlock, {"input_message": "go", "seconds": "1.5", "repeat": 2})
-    assert outputs == [("output_message", "go"), ("output_message", "go")]
-    assert no_real_sleep == [1.5, 1.5]
+def test_countdown_defers_its_first_run_for_the_whole_wait() -> None:
+    result = run(CountdownTimerBlock, {"input_message": "go", "seconds": "1.5", "minutes": "0.1", "repeat": 2})
+    assert result.error is None and result.outputs == [] and result.deferred_seconds == pytest.approx(15.0)
 
 
-def test_countdown_adds_the_units(no_real_sleep: list[float]) -> None:
-    ok(CountdownTimerBlock, {"seconds": 3, "minutes": "0.1"})
-    assert no_real_sleep == [9.0]
+def test_countdown_yields_every_repeat_after_the_wait() -> None:
+    after = BlockContext(deferrals=1)
+    data = {"input_message": "go", "seconds": 3, "repeat": 2}
+    assert ok(CountdownTimerBlock, data, after) == [("output_message", "go"), ("output_message", "go")]
 
 
-def test_countdown_zero_and_negative_do_not_sleep(no_real_sleep: list[float]) -> None:
+def test_countdown_zero_and_negative_waits_yield_at_once() -> None:
     assert ok(CountdownTimerBlock, {}) == [("output_message", "timer finished")]
     assert ok(CountdownTimerBlock, {"seconds": -5, "repeat": 2}) == [("output_message", "timer finished")] * 2
     assert ok(CountdownTimerBlock, {"seconds": "  "}) == [("output_message", "timer finished")]
-    assert no_real_sleep == []
 
 
-def test_countdown_at_the_cap_runs(no_real_sleep: list[float]) -> None:
-    ok(CountdownTimerBlock, {"seconds": 5, "repeat": 2})
-    ok(CountdownTimerBlock, {"seconds": MAX_WAIT_SECONDS})
-    assert no_real_sleep == [5.0, 5.0, MAX_WAIT_SECONDS]
-
-
-@pytest.mark.parametrize(
-    ("data", "asked"),
-    [({"seconds": "10.5"}, "1 x 10.5 s"), ({"seconds": 6, "repeat": 2}, "2 x 6 s"), ({"days": 1}, "1 x 86400 s")],
-)
-def test_countdown_over_the_cap_fails_before_waiting(
-    no_real_sleep: list[float], data: dict[str, Any], asked: str
-) -> None:
+@pytest.mark.parametrize(("data", "asked"), [({"days": 31}, "1 x 2.6784e+06 s"), ({"days": 16, "repeat": 2}, "2 x")])
+def test_countdown_over_the_cap_fails_before_waiting(data: dict[str, Any], asked: str) -> None:
     result = run(CountdownTimerBlock, data)
-    assert result.error is not None
-    assert result.error.startswith("CountdownTimerBlock waits at most 10 s in all")
-    assert f"(asked: {asked})" in result.error
-    assert result.outputs == [("error", result.error)]
-    assert no_real_sleep == []
+    assert result.error is not None and result.deferred_seconds is None
+    assert result.error.startswith(f"CountdownTimerBlock waits at most {MAX_WAIT_SECONDS:g} s in all")
+    assert f"(asked: {asked}" in result.error
 
 
 @pytest.mark.parametrize("value", ["soon", "inf", "nan"])
 def test_countdown_rejects_durations_that_are_not_numbers(value: str) -> None:
     assert "seconds must be a" in failure(CountdownTimerBlock, {"seconds": value})
-
-
-def test_countdown_mock_sleep_wins_over_the_module_sleep(no_real_sleep: list[float]) -> None:
-    mocked: list[float] = []
-    ok(CountdownTimerBlock, {"seconds": 2}, BlockContext(mocks={"sleep": mocked.append}))
-    assert mocked == [2.0]
-    assert no_real_sleep == []
-
-
-def test_countdown_sleeps_for_real_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.undo()  # the fixture's stand-in removed: the module's own sleep is time.sleep
-    import time
-
-    assert countdown.sleep is time.sleep

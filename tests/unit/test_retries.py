@@ -66,7 +66,7 @@ def retrying(
 def _start(engine: Engine, graph: dict[str, Any], inputs: dict[str, Any] | None = None) -> str:
     valid = validate_graph(graph)
     graph_id, version = engine.register_graph("u1", valid)
-    return engine.start_execution("u1", graph_id, version, inputs or {"x": 1}).execution_id
+    return engine.start_execution("u1", graph_id, version, {"x": 1} if inputs is None else inputs).execution_id
 
 
 def _deliver(engine: Engine, message: RetryMessage) -> NodeRunOutcome:
@@ -326,3 +326,45 @@ def test_recovery_sends_again_the_retries_a_dead_process_held(
     drain(retrying, publisher)
     report = execution_report(retrying.store, execution_id, ["result"])
     assert report is not None and report["status"] == "COMPLETED"
+
+
+def test_a_countdown_waits_without_a_worker_and_its_wait_is_not_an_attempt(
+    retrying: Engine, publisher: RecordingPublisher, clock: FakeClock, queue: RecordingRetryQueue
+) -> None:
+    graph = (
+        graphs.GraphBuilder("countdown")
+        .input("in", "x")
+        .node("wait", "CountdownTimerBlock", seconds=2000)
+        .output("out", "done")
+        .link("in", "result", "wait", "input_message")
+        .link("wait", "output_message", "out", "value")
+        .build()
+    )
+    graph["nodes"][1]["metadata"] = {"retry_policy": {"max_attempts": 1}}  # a wait must not use one up
+    execution_id = _start(retrying, graph, {"x": "ring"})
+    started = clock.now
+    drain(retrying, publisher)
+    [(message, delay)] = queue.take()
+    assert message.attempt == 2 and delay == 2000
+    clock.now = started + send_delay(delay)  # SQS delays at most 900 s: the message comes early
+    assert _deliver(retrying, message) is NodeRunOutcome.NOT_DUE
+    [(again, left)] = queue.take()  # sent on for the time left
+    assert again == message and left == pytest.approx(2000 - 900)
+    clock.now = started + 2000
+    assert _deliver(retrying, again) is NodeRunOutcome.COMPLETED
+    drain(retrying, publisher)
+    report = execution_report(retrying.store, execution_id, ["done"])
+    assert report is not None and report["status"] == "COMPLETED" and report["outputs"] == {"done": ["ring"]}
+    wait = next(n for n in report["nodes"] if n["node_id"] == "wait")
+    assert [(e["attempt"], e.get("deferred_seconds"), e["error"]) for e in wait["attempt_log"]] == [
+        (1, 2000, None),
+        (1, None, None),
+    ]
+
+
+def test_without_a_delayed_queue_a_countdown_fails_saying_why(engine: Engine, publisher: RecordingPublisher) -> None:
+    graph = graphs.GraphBuilder("countdown").node("wait", "CountdownTimerBlock", seconds=5).build()
+    execution_id = _start(engine, graph, {})
+    drain(engine, publisher)
+    node = engine.store.get_node(execution_id, "wait", 0)
+    assert node is not None and node.status == "FAILED" and "no delayed-run queue" in (node.error or "")

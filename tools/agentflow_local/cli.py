@@ -210,6 +210,13 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK if report["status"] == ExecutionStatus.COMPLETED.value else EXIT_FAILED
 
 
+def _store(stack: LocalStack, graph: ValidGraph, document: Any) -> tuple[str, int]:
+    """Store the graph for the local user: an export with the sub-graphs its AgentExecutorBlock nodes call."""
+    if document is not None:
+        return stack.engine.import_export(LOCAL_USER, document)
+    return stack.engine.register_graph(LOCAL_USER, graph)
+
+
 def run_on_stack(
     stack: LocalStack,
     graph: ValidGraph,
@@ -221,10 +228,7 @@ def run_on_stack(
     engine = stack.engine
     bus = stack.bus
     assert bus is not None
-    if document is not None:  # an export, with the sub-graphs its AgentExecutorBlock nodes call
-        graph_id, version = engine.import_export(LOCAL_USER, document)
-    else:
-        graph_id, version = engine.register_graph(LOCAL_USER, graph)
+    graph_id, version = _store(stack, graph, document)
     execution_id = engine.start_execution(LOCAL_USER, graph_id, version, inputs).execution_id
     viewer = Store(engine.store.client, engine.store.table, clock=engine.store.clock)  # reads not billed to the run
     if live:

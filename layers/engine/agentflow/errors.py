@@ -28,6 +28,16 @@ class ResourceLimit(AgentflowError):
     """A DynamoDB, EventBridge or size limit was hit: the message says which and by how much."""
 
 
+class DeferredRun(AgentflowError):
+    """Raised by a block that must wait (CountdownTimerBlock): the engine runs the node execution again once
+    `delay_seconds` have passed, through the same delayed queue as retries, and no function waits meanwhile. The
+    next run sees `BlockContext.deferrals` one higher; a deferral does not count as an attempt."""
+
+    def __init__(self, delay_seconds: float, reason: str = "waiting") -> None:
+        super().__init__(reason)
+        self.delay_seconds = delay_seconds
+
+
 class RetryableError(AgentflowError):
     """A transient failure (HTTP 429/502/503/504, a timeout, a refused connection, a provider's rate limit): the
     engine runs the node execution again later, under its retry policy (docs/architecture.md, "Retries").

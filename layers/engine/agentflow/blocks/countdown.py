@@ -1,18 +1,15 @@
 """CountdownTimerBlock (README, "Built-in blocks"): yields its message after a wait, `repeat` times.
 
-AutoGPT sleeps for as long as asked, even days. A node here runs inside one Lambda invocation, and the engine's
-only delayed re-run is the retry queue (docs/architecture.md, "Retries and timeouts"), which no block can ask for.
-So the worker sleeps, and only for a short total wait: past MAX_WAIT_SECONDS the node fails at once, before it
-yields anything, with an error naming the cap (README, "Compatibility with AutoGPT").
-
-The sleep is injectable: a test replaces the module's `sleep`, or passes a callable as `mocks["sleep"]`.
+No function waits: the block defers its node execution (`DeferredRun`), and the engine runs it again once the wait
+is over, through the delayed queue retries use (docs/architecture.md, "Retries and timeouts"). The run after the
+wait (`context.deferrals` > 0) yields. AutoGPT sleeps before each repeat; here the whole wait comes first and the
+repeats are yielded together at its end (README, "Compatibility with AutoGPT").
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field
@@ -26,23 +23,13 @@ from agentflow.blocks.sdk import (
     BlockSchemaOutput,
     BlockTestCase,
 )
+from agentflow.errors import DeferredRun
 
-__all__ = ["MAX_WAIT_SECONDS", "CountdownTimerBlock", "skip_sleep", "sleep"]
+__all__ = ["MAX_WAIT_SECONDS", "CountdownTimerBlock"]
 
-MAX_WAIT_SECONDS = 10.0  # the longest total wait (every repeat included) a node may spend sleeping
-
-sleep: Callable[[float], None] = time.sleep  # looked up at each call, so tests can replace it
+MAX_WAIT_SECONDS = 30 * 86_400.0  # the longest total wait (every repeat included): a month
 
 _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
-
-
-def skip_sleep(seconds: float) -> None:
-    """A stand-in for `sleep` in test cases (`mocks={"sleep": skip_sleep}`): returns at once."""
-
-
-def _sleeper(context: BlockContext) -> Callable[[float], None]:
-    mocked = context.mocks.get("sleep")
-    return mocked if callable(mocked) else sleep
 
 
 def _amount(value: int | str, pin: str) -> float:
@@ -83,32 +70,26 @@ class CountdownTimerBlock(Block):
         if total > MAX_WAIT_SECONDS:
             raise BlockError(
                 f"CountdownTimerBlock waits at most {MAX_WAIT_SECONDS:g} s in all (asked: {input_data.repeat} x "
-                f"{wait:g} s): a node runs in one worker, and agentflow has no deferred run for longer waits"
+                f"{wait:g} s)"
             )
-        pause = _sleeper(context)
+        if total > 0 and context.deferrals == 0:
+            raise DeferredRun(total, f"waiting {total:g} s")
         for _ in range(input_data.repeat):
-            if wait > 0:
-                pause(wait)
             yield "output_message", input_data.input_message
 
     test_cases = (
-        BlockTestCase(
-            {"seconds": 1},
-            [("output_message", "timer finished")],
-            "AutoGPT's case 1 (the sleep is mocked)",
-            mocks={"sleep": skip_sleep},
-        ),
+        BlockTestCase({"seconds": 1}, [], "AutoGPT's case 1: the first run defers itself (no output yet)"),
+        BlockTestCase({"seconds": 1}, [("output_message", "timer finished")], "after the wait", mocks={"deferrals": 1}),
         BlockTestCase(
             {"input_message": "Custom message"}, [("output_message", "Custom message")], "AutoGPT's case 2: no wait"
         ),
         BlockTestCase(
             {"input_message": {"k": 1}, "seconds": "2", "repeat": 3},
             [("output_message", {"k": 1})] * 3,
-            "repeat yields once per round; any value passes",
-            mocks={"sleep": skip_sleep},
+            "the repeats are yielded at the end of the whole wait; any value passes",
+            mocks={"deferrals": 1},
         ),
         BlockTestCase({"repeat": 0}, [], "repeat 0 yields nothing"),
-        BlockTestCase({"minutes": 1}, [], "over the cap", error="waits at most 10 s"),
-        BlockTestCase({"seconds": 4, "repeat": 3}, [], "the cap counts every repeat", error="asked: 3 x 4 s"),
+        BlockTestCase({"days": 31}, [], "over the cap", error="waits at most 2.592e+06 s"),
         BlockTestCase({"seconds": "soon"}, [], "not a number", error="seconds must be a number"),
     )

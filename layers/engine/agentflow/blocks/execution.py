@@ -21,7 +21,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agentflow.blocks.sdk import Block, BlockContext, BlockSchema, BlockType
 from agentflow.coercion import convert
-from agentflow.errors import AgentflowError, InvalidInput, RetryableError
+from agentflow.errors import AgentflowError, DeferredRun, InvalidInput, RetryableError
 from agentflow.pins import DynamicPinError, merge_execution_input
 
 __all__ = ["BlockInputError", "BlockRun", "OutputEncodingError", "build_input", "encode_output", "execute_block"]
@@ -41,6 +41,7 @@ class BlockRun:
     error: str | None
     retryable: bool = False  # the failure is transient (RetryableError): the engine may run the node again
     retry_after: float | None = None  # the server's hint, in seconds
+    deferred_seconds: float | None = None  # the block asked to run again after this long (DeferredRun)
 
     @property
     def ok(self) -> bool:
@@ -228,6 +229,8 @@ def execute_block(block: type[Block], data: Mapping[str, Any], context: BlockCon
             if checked and (problem := _check_output(block, pin, encoded)):
                 return _failed(outputs, problem)
             outputs.append((pin, encoded))
+    except DeferredRun as exc:  # a wait: whatever it yielded is dropped, the node runs again later
+        return BlockRun([], None, deferred_seconds=max(exc.delay_seconds, 0.0))
     except RetryableError as exc:  # transient: whatever it yielded is dropped, the attempt runs again
         return BlockRun([(ERROR_PIN, _message(exc))], _message(exc), retryable=True, retry_after=exc.retry_after)
     except Exception as exc:  # BlockError or anything else: the message is the exception's text

@@ -76,7 +76,8 @@ class BlockContext:
     node_id: str = ""
     node_exec_id: str = ""
     mocks: Mapping[str, Any] = field(default_factory=dict)
-    attempt: int = 1  # this run's attempt number (1 for the first)
+    attempt: int = 1  # this run's attempt number (1 for the first; deferrals do not count)
+    deferrals: int = 0  # how often this node execution ran and deferred itself (DeferredRun) before this run
     max_attempts: int = 1  # the node's retry policy: a block may answer differently on its last attempt
     credentials: Mapping[str, Any] = field(default_factory=dict)  # credentials pin -> resolved credentials
     http: HttpPolicy = field(default_factory=HttpPolicy)  # what outbound requests may reach (agentflow.net)

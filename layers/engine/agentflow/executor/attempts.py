@@ -63,4 +63,5 @@ def scrub_run(run: BlockRun, secrets: Iterable[str]) -> BlockRun:
         error=None if run.error is None else scrub(run.error, words),
         retryable=run.retryable,
         retry_after=run.retry_after,
+        deferred_seconds=run.deferred_seconds,
     )

@@ -27,6 +27,7 @@ class NodeRunOutcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     RETRYING = "retrying"  # the attempt failed transiently: the next one is queued with a delay
+    DEFERRED = "deferred"  # the block asked to wait (a countdown): it runs again after the delay
     NOT_DUE = "not_due"  # a retry's backoff has not passed yet: its delayed message runs it
     TERMINATED = "terminated"  # the execution was stopped or had ended; the node will resume or never run
     DUPLICATE = "duplicate"  # another delivery holds or finished this node execution

@@ -78,9 +78,11 @@ class NodeRunning(Propagation):
             error: str | None = node.error
         else:
             run = self._run_block(store, execution, graph, node, policy, lease)
-            if run.retryable and attempt < policy.max_attempts and self.retry_queue is not None:
+            if run.deferred_seconds is not None and self.retry_queue is not None:
                 return self._retry_later(store, execution_id, node, policy, run)
-            outputs, error = self._final_result(run, attempt, policy)
+            if run.retryable and attempt - node.deferrals < policy.max_attempts and self.retry_queue is not None:
+                return self._retry_later(store, execution_id, node, policy, run)
+            outputs, error = self._final_result(run, attempt - node.deferrals, policy)
             if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error):
                 return NodeRunOutcome.LOST_LEASE
         try:
@@ -145,7 +147,7 @@ class NodeRunning(Propagation):
     ) -> BlockRun:
         """The block's run (credentials resolved, under its time limit, secrets scrubbed from what it returns), or
         an error run when it may not run or its outputs are too big."""
-        node_id, attempt = node.node_id, node.attempts
+        node_id, attempt = node.node_id, node.attempts - node.deferrals  # deferrals are not attempts
         if attempt > policy.max_attempts:
             error = (
                 f"gave up after {attempt - 1} attempts: the worker stopped before finishing "
@@ -166,6 +168,7 @@ class NodeRunning(Propagation):
             node_id=node_id,
             node_exec_id=f"{node_id}#{node.seq}",
             attempt=attempt,
+            deferrals=node.deferrals,
             max_attempts=policy.max_attempts,
             credentials=credentials,
             http=self.settings.http,
@@ -195,6 +198,9 @@ class NodeRunning(Propagation):
     @staticmethod
     def _final_result(run: BlockRun, attempt: int, policy: ResolvedPolicy) -> tuple[list[Any], str | None]:
         """What the node ends with; a transient failure with no attempt left says so."""
+        if run.deferred_seconds is not None:  # nothing can run it later here
+            error = "this block waits, and this deployment has no delayed-run queue (RETRY_QUEUE_URL)"
+            return [(ERROR_PIN, error)], error
         if not run.retryable or run.error is None:
             return list(run.outputs), run.error
         error = f"{run.error} (attempt {attempt} of {policy.max_attempts}: no attempt left)"
@@ -203,21 +209,22 @@ class NodeRunning(Propagation):
     def _retry_later(
         self, store: RunStatePort, execution_id: str, node: NodeRecord, policy: ResolvedPolicy, run: BlockRun
     ) -> NodeRunOutcome:
-        """RUNNING -> QUEUED with the attempt logged, then the delayed message that runs the next one. A worker
-        that dies between the two leaves a QUEUED node the sweeper re-publishes once its retry is due."""
+        """RUNNING -> QUEUED with the attempt logged, then the delayed message that runs the next one (after the
+        backoff, or the wait a block deferred itself for). A worker that dies between the two leaves a QUEUED node
+        the sweeper re-publishes once it is due. A wait longer than one message can carry (15 minutes) arrives
+        early, and `_not_claimed` sends it on for the time left."""
         assert self.retry_queue is not None
-        now, attempt = store.clock(), node.attempts
-        delay = policy.delay(attempt, run.retry_after, self.rng)
-        entry = {
-            "attempt": attempt,
-            "error": run.error,
-            "ended_at": iso_at(now),
-            "retry_in_seconds": round(delay, 3),
-        }
-        if not store.schedule_retry(execution_id, node.node_id, node.seq, attempt, entry, now + delay):
+        now, claims = store.clock(), node.attempts
+        deferral = run.deferred_seconds is not None
+        delay = run.deferred_seconds if run.deferred_seconds is not None else 0.0
+        if not deferral:
+            delay = policy.delay(claims - node.deferrals, run.retry_after, self.rng)
+        entry: dict[str, Any] = {"attempt": claims - node.deferrals, "error": run.error, "ended_at": iso_at(now)}
+        entry["deferred_seconds" if deferral else "retry_in_seconds"] = round(delay, 3)
+        if not store.schedule_retry(execution_id, node.node_id, node.seq, claims, entry, now + delay, deferral):
             return NodeRunOutcome.LOST_LEASE
-        self.retry_queue.send(RetryMessage(execution_id, node.node_id, node.seq, attempt + 1), delay)
-        return NodeRunOutcome.RETRYING
+        self.retry_queue.send(RetryMessage(execution_id, node.node_id, node.seq, claims + 1), delay)
+        return NodeRunOutcome.DEFERRED if deferral else NodeRunOutcome.RETRYING
 
     def _finish(
         self,
@@ -238,7 +245,7 @@ class NodeRunning(Propagation):
         if block.block_type is BlockType.OUTPUT and error is None:
             data = json.loads(node.inputs or "{}")
             recorded = (str(data.get("name")), dumps(data.get("value")))
-        entry = {"attempt": attempt, "error": error, "ended_at": iso_at(store.clock())}
+        entry = {"attempt": attempt - node.deferrals, "error": error, "ended_at": iso_at(store.clock())}
         if not store.finish_node(
             execution_id,
             node_id,

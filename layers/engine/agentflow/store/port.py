@@ -66,7 +66,14 @@ class RunStatePort(Protocol):
     ) -> Transition[NodeRecord]: ...
 
     def schedule_retry(
-        self, execution_id: str, node_id: str, seq: int, attempt: int, entry: Mapping[str, Any], retry_at: float
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        entry: Mapping[str, Any],
+        retry_at: float,
+        deferral: bool = False,
     ) -> bool: ...
 
     def release_lease(self, execution_id: str, node_id: str, seq: int, attempt: int) -> bool: ...

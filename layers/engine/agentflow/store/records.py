@@ -83,6 +83,7 @@ class NodeRecord:
     updated_at: str | None = None
     delivered: Mapping[str, str] = field(default_factory=dict)  # pin -> JSON value, while the slot waits
     retry_at: int = 0  # epoch milliseconds: a retry waiting for its backoff may not be claimed before
+    deferrals: int = 0  # runs that ended in a DeferredRun: claims that were not attempts
     attempt_log: tuple[Mapping[str, Any], ...] = ()  # one entry per finished attempt: number, error, when
 
     def due_at(self) -> float:
@@ -114,6 +115,7 @@ class NodeRecord:
             updated_at=_opt_str(item.get("updated_at")),
             delivered={k[len(keys.PIN_VALUE) :]: str(v) for k, v in item.items() if k.startswith(keys.PIN_VALUE)},
             retry_at=int(item.get("retry_at", 0)),
+            deferrals=int(item.get("deferrals", 0)),
             attempt_log=tuple(item.get("attempt_log") or ()),
         )
 

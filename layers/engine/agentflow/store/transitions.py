@@ -180,7 +180,14 @@ class StatusWrites(Table):
         return self._conditional_update(params).typed(NodeRecord.from_item)
 
     def schedule_retry(
-        self, execution_id: str, node_id: str, seq: int, attempt: int, entry: Mapping[str, Any], retry_at: float
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        entry: Mapping[str, Any],
+        retry_at: float,
+        deferral: bool = False,
     ) -> bool:
         """RUNNING -> QUEUED after a transient failure: the attempt is logged and the next one may be claimed from
         `retry_at` (epoch seconds). Only the holder of `attempt` may do it; `pending` still counts the node."""
@@ -197,6 +204,7 @@ class StatusWrites(Table):
                 f"{expr.n('attempt_log')} = list_append(if_not_exists({expr.n('attempt_log')}, {expr.v([])}), "
                 f"{expr.v([dict(entry)])})",
             ],
+            adds=[f"{expr.n('deferrals')} {expr.v(1)}"] if deferral else None,
             removes=[expr.n("lease_until")],
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
