@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentflow.blocks import Block, BlockCategory, BlockContext, BlockRun, BlockTestCase, BlockType, execute_block
+from agentflow.blocks import Block, BlockCategory, BlockContext, BlockRun, BlockType, execute_block
 from agentflow.blocks.conversion import PrintToConsoleBlock, TypeOptions, UniversalTypeConverterBlock
 from agentflow.blocks.dictionaries import AddToDictionaryBlock, CreateDictionaryBlock, FindInDictionaryBlock
 from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemBlock, estimate_tokens
@@ -42,29 +42,6 @@ def error(block: type[Block], data: dict[str, Any]) -> str:
     assert result.error is not None, f"expected a failure, got {result.outputs}"
     assert result.outputs[-1] == ("error", result.error)
     return result.error
-
-
-# -- each block's own test cases, before the registry runs them ------------------------------------------------
-
-CASES = [
-    pytest.param(block, case, id=f"{block.name()}-{index}-{case.description or 'case'}")
-    for block in BLOCKS
-    for index, case in enumerate(block.test_cases)
-]
-
-
-@pytest.mark.parametrize(("block", "case"), CASES)
-def test_block_case(block: type[Block], case: BlockTestCase) -> None:
-    result = execute_block(block, case.input, BlockContext(mocks=case.mocks))
-    if case.error is None:
-        assert result.error is None, result.error
-        assert result.outputs == case.output
-        assert [type(v) for _, v in result.outputs] == [type(v) for _, v in case.output]  # 1 == 1.0 == True
-    else:
-        assert result.error is not None, f"expected failure containing {case.error!r}, got {result.outputs}"
-        assert case.error in result.error
-        assert result.outputs[:-1] == case.output
-        assert result.outputs[-1] == ("error", result.error)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.name())

@@ -1,6 +1,6 @@
-"""The dictionary and list blocks of `agentflow.blocks.dict_ops` and `agentflow.blocks.list_ops`: their own test
-cases, their ids and pins against AutoGPT's, and the edge cases (empty and nested lists, unequal lengths, missing
-keys and indexes, unhashable items)."""
+"""The dictionary and list blocks of `agentflow.blocks.dict_ops` and `agentflow.blocks.list_ops`: their defaults and
+the edge cases (empty and nested lists, unequal lengths, missing keys and indexes, unhashable items). Their own test
+cases, ids and pins are checked with every registered block's in tests/unit/test_blocks.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentflow.blocks import Block, BlockCategory, BlockContext, BlockRun, BlockTestCase, BlockType, execute_block
+from agentflow.blocks import Block, BlockContext, BlockRun, execute_block
 from agentflow.blocks.dict_ops import (
     DictionaryIsEmptyBlock,
     RemoveFromDictionaryBlock,
@@ -72,29 +72,6 @@ def error(block: type[Block], data: dict[str, Any]) -> str:
     return result.error
 
 
-# -- each block's own test cases, checked as tests/unit/test_blocks.py checks every registered block's ---------------
-
-CASES = [
-    pytest.param(block, case, id=f"{block.name()}-{index}-{case.description or 'case'}")
-    for block in BLOCKS
-    for index, case in enumerate(block.test_cases)
-]
-
-
-@pytest.mark.parametrize(("block", "case"), CASES)
-def test_block_case(block: type[Block], case: BlockTestCase) -> None:
-    result = execute_block(block, case.input, BlockContext(mocks=case.mocks))
-    if case.error is None:
-        assert result.error is None, result.error
-        assert result.outputs == case.output
-        assert [type(v) for _, v in result.outputs] == [type(v) for _, v in case.output]
-    else:
-        assert result.error is not None, f"expected failure containing {case.error!r}, got {result.outputs}"
-        assert case.error in result.error
-        assert result.outputs[:-1] == case.output
-        assert result.outputs[-1] == ("error", result.error)
-
-
 def test_every_block_has_cases_and_autogpts() -> None:
     for block in BLOCKS:
         assert len(block.test_cases) >= 3, block.name()
@@ -102,66 +79,6 @@ def test_every_block_has_cases_and_autogpts() -> None:
 
 
 # -- ids, categories and pins against AutoGPT's (the lines tests/unit/test_blocks.py will hold) ----------------------
-
-# name: (uuid, module, static_output)
-TABLE = {
-    "RemoveFromDictionaryBlock": ("46afe2ea-c613-43f8-95ff-6692c3ef6876", "dict_ops", False),
-    "ReplaceDictionaryValueBlock": ("27e31876-18b6-44f3-ab97-f6226d8b3889", "dict_ops", False),
-    "DictionaryIsEmptyBlock": ("a3cf3f64-6bb9-4cc6-9900-608a0b3359b0", "dict_ops", False),
-    "FindInListBlock": ("5e2c6d0a-1e37-489f-b1d0-8e1812b23333", "list_ops", False),
-    "RemoveFromListBlock": ("d93c5a93-ac7e-41c1-ae5c-ef67e6e9b826", "list_ops", False),
-    "ReplaceListItemBlock": ("fbf62922-bea1-4a3d-8bac-23587f810b38", "list_ops", False),
-    "ListIsEmptyBlock": ("896ed73b-27d0-41be-813c-c1c1dc856c03", "list_ops", False),
-    "ConcatenateListsBlock": ("3cf9298b-5817-4141-9d80-7c2cc5199c8e", "list_ops", False),
-    "FlattenListBlock": ("cc45bb0f-d035-4756-96a7-fe3e36254b4d", "list_ops", False),
-    "InterleaveListsBlock": ("9f616084-1d9f-4f8e-bc00-5b9d2a75cd75", "list_ops", False),
-    "ZipListsBlock": ("0d0e684f-5cb9-4c4b-b8d1-47a0860e0c07", "list_ops", False),
-    "ListDifferenceBlock": ("05309873-9d61-447e-96b5-b804e2511829", "list_ops", False),
-    "ListIntersectionBlock": ("b6eb08b6-dbe3-411b-b9b4-2508cb311a1f", "list_ops", False),
-    "ReverseListOrderBlock": ("422cb708-3109-4277-bfe3-bc2ae5812777", "list_ops", False),
-}
-
-# name: (input pins in order, required inputs, output pins in order)
-PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
-    "RemoveFromDictionaryBlock": (
-        ["dictionary", "key", "return_value"],
-        {"dictionary", "key"},
-        ["error", "updated_dictionary", "removed_value"],
-    ),
-    "ReplaceDictionaryValueBlock": (
-        ["dictionary", "key", "value"],
-        {"dictionary", "key", "value"},
-        ["error", "updated_dictionary", "old_value"],
-    ),
-    "DictionaryIsEmptyBlock": (["dictionary"], {"dictionary"}, ["error", "is_empty"]),
-    "FindInListBlock": (["list", "value"], {"list", "value"}, ["error", "index", "found", "not_found_value"]),
-    "RemoveFromListBlock": (
-        ["list", "value", "index", "return_item"],
-        {"list"},
-        ["error", "updated_list", "removed_item"],
-    ),
-    "ReplaceListItemBlock": (
-        ["list", "index", "value"],
-        {"list", "index", "value"},
-        ["error", "updated_list", "old_item"],
-    ),
-    "ListIsEmptyBlock": (["list"], {"list"}, ["error", "is_empty"]),
-    "ConcatenateListsBlock": (
-        ["lists", "deduplicate", "remove_none"],
-        {"lists"},
-        ["error", "concatenated_list", "length"],
-    ),
-    "FlattenListBlock": (
-        ["nested_list", "max_depth"],
-        {"nested_list"},
-        ["error", "flattened_list", "length", "original_depth"],
-    ),
-    "InterleaveListsBlock": (["lists"], {"lists"}, ["error", "interleaved_list", "length"]),
-    "ZipListsBlock": (["lists", "pad_to_longest", "fill_value"], {"lists"}, ["error", "zipped_list", "length"]),
-    "ListDifferenceBlock": (["list_a", "list_b", "symmetric"], {"list_a", "list_b"}, ["error", "difference", "length"]),
-    "ListIntersectionBlock": (["list_a", "list_b"], {"list_a", "list_b"}, ["error", "intersection", "length"]),
-    "ReverseListOrderBlock": (["input_list"], {"input_list"}, ["error", "reversed_list"]),
-}
 
 DEFAULTS: dict[tuple[str, str], Any] = {
     ("RemoveFromDictionaryBlock", "return_value"): False,
@@ -175,27 +92,6 @@ DEFAULTS: dict[tuple[str, str], Any] = {
     ("ZipListsBlock", "fill_value"): None,
     ("ListDifferenceBlock", "symmetric"): False,
 }
-
-
-@pytest.mark.parametrize("block", BLOCKS, ids=block_name)
-def test_block_matches_autogpt(block: type[Block]) -> None:
-    uuid, module, static_output = TABLE[block.name()]
-    inputs, required, pins_out = PINS[block.name()]
-    assert block.id == uuid
-    assert block.__module__ == f"agentflow.blocks.{module}"
-    assert block.block_type is BlockType.STANDARD
-    assert block.static_output is static_output
-    assert set(block.categories) == {BlockCategory.BASIC}
-    assert list(block.Input.model_fields) == inputs
-    assert block.required_inputs() == required
-    assert list(block.Output.model_fields) == pins_out
-    assert block.Output.model_fields["error"].default == ""
-    assert block.description
-
-
-def test_tables_cover_every_block_once() -> None:
-    assert [block.name() for block in BLOCKS] == list(TABLE) == list(PINS)
-    assert len({block.id for block in BLOCKS}) == len(BLOCKS)
 
 
 @pytest.mark.parametrize(("name", "pin"), sorted(DEFAULTS))

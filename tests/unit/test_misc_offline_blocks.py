@@ -20,7 +20,7 @@ from agentflow.blocks.countdown import MAX_WAIT_SECONDS, CountdownTimerBlock
 from agentflow.blocks.execution import BlockRun, execute_block
 from agentflow.blocks.io import AgentInputBlock
 from agentflow.blocks.io_extra import AgentDateInputBlock, AgentTableInputBlock, AgentTimeInputBlock
-from agentflow.blocks.sdk import Block, BlockContext, BlockError, BlockTestCase, BlockType
+from agentflow.blocks.sdk import Block, BlockContext, BlockError, BlockType
 from agentflow.blocks.tabular import DataSamplingBlock, ReadSpreadsheetBlock
 from agentflow.blocks.text_tools import (
     CodeExtractionBlock,
@@ -43,12 +43,6 @@ BLOCKS: list[type[Block]] = [
     CountdownTimerBlock,
 ]
 
-CASES = [
-    pytest.param(block, case, id=f"{block.name()}-{index}-{case.description or 'case'}")
-    for block in BLOCKS
-    for index, case in enumerate(block.test_cases)
-]
-
 
 def run(block: type[Block], data: dict[str, Any], context: BlockContext | None = None) -> BlockRun:
     return execute_block(block, data, context or BlockContext())
@@ -68,21 +62,6 @@ def failure(block: type[Block], data: dict[str, Any]) -> str:
 
 
 # -- the blocks' own cases ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("block", "case"), CASES)
-def test_block_case(block: type[Block], case: BlockTestCase) -> None:
-    context = BlockContext(mocks=case.mocks, deferrals=int(case.mocks.get("deferrals", 0)))
-    result = execute_block(block, case.input, context)
-    if case.error is None:
-        assert result.error is None, result.error
-        assert result.outputs == case.output
-        assert [type(v) for _, v in result.outputs] == [type(v) for _, v in case.output]
-    else:
-        assert result.error is not None, f"expected failure containing {case.error!r}, got {result.outputs}"
-        assert case.error in result.error
-        assert result.outputs[:-1] == case.output
-        assert result.outputs[-1] == ("error", result.error)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.name() for b in BLOCKS])

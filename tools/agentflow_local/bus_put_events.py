@@ -6,18 +6,16 @@ can publish to it. The answers (whole-request refusals, per-entry error codes) a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
 from agentflow.errors import InvalidInput
+from agentflow_local.json_endpoint import KeepAliveServer, read_limited_body
 from agentflow_local.template import DEFAULT_BUS
 
 __all__ = ["MAX_BODY_BYTES", "MAX_ENTRIES", "MAX_ENTRY_BYTES", "PutEventsError"]
@@ -134,34 +132,10 @@ class _Publisher(Protocol):
     def put_events(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
 
 
-class _BusHTTPServer(ThreadingHTTPServer):
-    request_queue_size = socket.SOMAXCONN  # a burst of publishers must not be refused
-    daemon_threads = False  # server_close() joins the request threads, so stop() leaves none behind
-    block_on_close = True
-
+class _BusHTTPServer(KeepAliveServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], bus: _Publisher) -> None:
         self.bus = bus
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections, whose threads would otherwise wait for another request."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _PutEventsHandler(BaseHTTPRequestHandler):
@@ -183,14 +157,7 @@ class _PutEventsHandler(BaseHTTPRequestHandler):
         self._reply(status, {"__type": error_type, "message": message}, error_type)
 
     def _drain_body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
-            return None
-        return self.rfile.read(length)
+        return read_limited_body(self, MAX_BODY_BYTES)
 
     def do_POST(self) -> None:
         body = self._drain_body()

@@ -8,16 +8,14 @@ the modeled exception (`client.exceptions.QueueDoesNotExist`). What a request ge
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 import uuid
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
+from agentflow_local.json_endpoint import KeepAliveServer, read_limited_body
 from agentflow_local.queues_api import SqsError
 
 __all__ = ["CONTENT_TYPE", "MAX_BODY_BYTES"]
@@ -34,34 +32,10 @@ class _Backend(Protocol):
     def call(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-class _QueuesHTTPServer(ThreadingHTTPServer):
-    request_queue_size = socket.SOMAXCONN  # a burst of senders must not be refused
-    daemon_threads = False  # server_close() joins the request threads, so stop() leaves none behind
-    block_on_close = True
-
+class _QueuesHTTPServer(KeepAliveServer):
     def __init__(self, address: tuple[str, int], backend: _Backend) -> None:
         self.backend = backend
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _SqsRequestHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End idle keep-alive connections, whose threads would otherwise wait for another request."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _SqsRequestHandler(BaseHTTPRequestHandler):
@@ -84,14 +58,7 @@ class _SqsRequestHandler(BaseHTTPRequestHandler):
         self._reply(error.status, error.body(), f"{error.query_code};{fault}")
 
     def _read_body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
-            return None
-        return self.rfile.read(length)
+        return read_limited_body(self, MAX_BODY_BYTES)
 
     def _request(self) -> tuple[str, dict[str, Any]]:
         """(operation, request) of an `AmazonSQS.<Operation>` call; SqsError for anything else."""
