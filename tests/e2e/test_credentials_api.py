@@ -22,7 +22,8 @@ API_KEY = "sk-e2e-secret-4f8a1c"
 PASSWORD = "e2e-password-91b2"
 TOKEN = "Bearer e2e-token-77d3"
 SECRETS = (API_KEY, PASSWORD, TOKEN, "e2e-token-77d3")
-METADATA = {"id", "provider", "type", "title", "host", "created_at"}
+METADATA = {"id", "provider", "type", "title", "host", "base_url", "created_at"}
+OLLAMA_URL = "http://127.0.0.1:11434/v1"
 
 BODIES: dict[str, dict[str, Any]] = {
     "api_key": {"provider": "openai", "title": "my OpenAI key", "api_key": API_KEY},
@@ -79,6 +80,7 @@ def test_create_read_list_delete_each_type(alice: Api, kind: str) -> None:
     assert (created["provider"], created["type"]) == (body["provider"], kind)
     assert created["title"] == body.get("title")
     assert created["host"] == ("api.example.com" if kind == "host_scoped" else None)
+    assert created["base_url"] is None
     assert created["created_at"]
     uuid.UUID(created["id"], version=4)
 
@@ -106,6 +108,12 @@ def test_create_read_list_delete_each_type(alice: Api, kind: str) -> None:
         ({**BODIES["host_scoped"], "headers": {}}, "body.headers", "non-empty"),
         ({**BODIES["host_scoped"], "headers": {"Bad Name": TOKEN}}, "body.headers.Bad Name", "header name"),
         ({**BODIES["api_key"], "username": "alice"}, "body.username", "not a field of api_key"),
+        ({**BODIES["host_scoped"], "base_url": OLLAMA_URL}, "body.base_url", "not a field of host_scoped"),
+        ({**BODIES["api_key"], "base_url": "ftp://x"}, "body.base_url", "http or https"),
+        ({**BODIES["api_key"], "base_url": f"http://u:{PASSWORD}@h/v1"}, "body.base_url", "user info"),
+        ({**BODIES["api_key"], "base_url": "http://h/v1?x=1"}, "body.base_url", "query"),
+        ({**BODIES["api_key"], "base_url": "http://h/v1#f"}, "body.base_url", "fragment"),
+        ({**BODIES["api_key"], "base_url": "v1"}, "body.base_url", "absolute URL"),
     ],
 )
 def test_invalid_credentials_answer_400_naming_the_field(
@@ -126,6 +134,7 @@ def test_invalid_credentials_answer_400_naming_the_field(
         ({**BODIES["api_key"], "secret": API_KEY}, "body.secret"),
         ({**BODIES["api_key"], "title": "t" * 201}, "body.title"),
         ({"api_key": API_KEY}, "body.provider"),
+        ({**BODIES["api_key"], "base_url": "http://h/" + "v" * 2048}, "body.base_url"),
     ],
 )
 def test_malformed_bodies_answer_400(alice: Api, body: dict[str, Any], field: str) -> None:
@@ -133,6 +142,15 @@ def test_malformed_bodies_answer_400(alice: Api, body: dict[str, Any], field: st
     error = reply.error(400, "invalid_request")
     assert field in [d["field"] for d in error["details"]], error
     no_secret(reply.text)
+
+
+def test_an_api_key_keeps_its_base_url(alice: Api) -> None:
+    body = {"provider": "openai", "type": "api_key", "api_key": API_KEY, "base_url": OLLAMA_URL + "/"}
+    created = create(alice, {**body, "title": "local Ollama"})
+    assert set(created) == METADATA
+    assert created["base_url"] == OLLAMA_URL  # without the trailing '/'
+    assert alice.get(f"/credentials/{created['id']}").body == created
+    assert alice.get("/credentials").body == {"credentials": [created]}
 
 
 def test_another_user_gets_404_like_a_missing_id(alice: Api, bob: Api) -> None:
@@ -198,11 +216,19 @@ def test_the_cli_adds_lists_and_deletes_without_showing_secrets(api_server: ApiS
         assert done.returncode == 0, done.stderr
         no_secret(done.stdout + done.stderr)
 
+    local = cli(
+        api_server, "add", "--user", user, "--provider", "openai", "--base-url", OLLAMA_URL + "/", stdin="ollama\n"
+    )
+    assert local.returncode == 0, local.stderr
+    own_server = json.loads(local.stdout)
+    assert own_server["base_url"] == OLLAMA_URL
+
     listed = cli(api_server, "list", "--user", user)
     assert listed.returncode == 0, listed.stderr
     no_secret(listed.stdout)
-    assert json.loads(listed.stdout)[0]["id"] == created["id"]
-    assert len(json.loads(listed.stdout)) == 3
+    shown = json.loads(listed.stdout)
+    assert shown[0]["id"] == created["id"] and shown[0]["base_url"] is None
+    assert len(shown) == 4 and {c["id"]: c for c in shown}[own_server["id"]] == own_server
 
     key_file = Path(api_server.env["AGENTFLOW_LOCAL_DIR"]) / "credentials.key"  # shared with the stack
     assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 32
@@ -222,6 +248,11 @@ def test_the_cli_names_the_field_at_fault(api_server: ApiServer) -> None:
     assert bad.returncode == 2 and "host: is required" in bad.stderr, bad.stderr
     empty = cli(api_server, "add", "--user", user, "--provider", "openai", stdin="")
     assert empty.returncode == 2 and "api_key: is required" in empty.stderr, empty.stderr
+    scoped = ["--type", "host_scoped", "--host", "x.io", "--base-url", OLLAMA_URL]
+    misplaced = cli(api_server, "add", "--user", user, "--provider", "http", *scoped, stdin='{"A": "x"}')
+    assert misplaced.returncode == 2 and "base_url: is not a field of host_scoped" in misplaced.stderr
+    relative = cli(api_server, "add", "--user", user, "--provider", "openai", "--base-url", "v1", stdin=API_KEY)
+    assert relative.returncode == 2 and "base_url: must be an absolute URL" in relative.stderr, relative.stderr
     leaky = cli(api_server, "add", "--user", user, "--provider", "Open AI", stdin=API_KEY)
     assert leaky.returncode == 2 and "provider:" in leaky.stderr
     no_secret(leaky.stdout + leaky.stderr)

@@ -17,7 +17,7 @@ from agentflow.blocks.http import SendAuthenticatedWebRequestBlock
 from agentflow.blocks.sdk import Block, BlockError, BlockSchema, BlockSchemaOutput
 from agentflow.clock import iso_at
 from agentflow.config import Settings
-from agentflow.credentials.crypto import DecryptionError, KmsKeyring, LocalKeyring, keyring_for
+from agentflow.credentials.crypto import DecryptionError, KmsKeyring, LocalKeyring, keyring_for, seal
 from agentflow.credentials.models import (
     APIKeyCredentials,
     CredentialsField,
@@ -33,7 +33,7 @@ from agentflow.errors import ConfigurationError
 from agentflow.events import RecordingPublisher
 from agentflow.graph import Graph, Node, ValidGraph
 from agentflow.runtime import build_runtime
-from agentflow.store import Store
+from agentflow.store import CredentialMeta, Store
 from tests.support.clock import FakeClock
 
 OPENAI_SYSTEM_ID = BY_PROVIDER["openai"].id
@@ -41,6 +41,7 @@ OLLAMA_SYSTEM_ID = BY_PROVIDER["ollama"].id
 API_KEY = "sk-alice-secret-0123456789"
 PASSWORD = "hunter2-alice-password"
 TOKEN = "Bearer alice-token-abcdef"
+OLLAMA_URL = "http://127.0.0.1:11434/v1"
 
 
 # -- test-only blocks (never registered)
@@ -239,6 +240,35 @@ def test_reprs_do_not_show_secrets(vault: CredentialVault) -> None:
             "line breaks",
         ),
         (NewCredential(provider="http", type="host_scoped", host="x.io", headers={"A": ""}), "headers.A", "empty"),
+        # base_url: api_key only, and an absolute http(s) URL of a server
+        (
+            NewCredential(provider="jira", type="user_password", username="a", password="p", base_url=OLLAMA_URL),
+            "base_url",
+            "is not a field of user_password credentials",
+        ),
+        (
+            NewCredential(provider="http", type="host_scoped", host="x.io", headers={"A": TOKEN}, base_url=OLLAMA_URL),
+            "base_url",
+            "is not a field of host_scoped credentials",
+        ),
+        (api_key(base_url="ftp://x"), "base_url", "http or https"),
+        (api_key(base_url=f"http://alice:{PASSWORD}@h/v1"), "base_url", "user info"),  # the password is not quoted
+        (api_key(base_url="http://u:p@h/v1"), "base_url", "user info"),
+        (api_key(base_url="http://h/v1?x=1"), "base_url", "query"),
+        (api_key(base_url="http://h/v1?"), "base_url", "query"),
+        (api_key(base_url="http://h/v1#f"), "base_url", "fragment"),
+        (api_key(base_url="v1"), "base_url", "absolute URL"),
+        (api_key(base_url="/v1"), "base_url", "absolute URL"),
+        (api_key(base_url="localhost:11434/v1"), "base_url", "absolute URL"),
+        (api_key(base_url="http:///v1"), "base_url", "must name a host"),
+        (api_key(base_url="http://bad!host/v1"), "base_url", "must name a host"),
+        (api_key(base_url="http://[not-v6]/v1"), "base_url", "not a valid URL"),
+        (api_key(base_url="http://h:99999/v1"), "base_url", "not a valid URL"),
+        (api_key(base_url="http://h/" + "v" * 2040), "base_url", "too long (2049 characters; at most 2048)"),
+        (api_key(base_url="http://h/v 1"), "base_url", "whitespace or control"),
+        (api_key(base_url="http://h/v1\n"), "base_url", "whitespace or control"),
+        (api_key(base_url="http://h/v1\u200b"), "base_url", "whitespace or control"),
+        (api_key(base_url=""), "base_url", "non-empty"),
     ],
 )
 def test_validation_names_the_field(vault: CredentialVault, new: NewCredential, field: str, words: str) -> None:
@@ -257,6 +287,126 @@ def test_every_problem_is_reported_at_once(vault: CredentialVault) -> None:
     with pytest.raises(CredentialInputError) as failed:
         vault.create("alice", NewCredential(provider="Bad", type="user_password", title="t" * 300))
     assert [name for name, _ in failed.value.problems] == ["provider", "title", "password", "username"]
+    with pytest.raises(CredentialInputError) as failed:
+        vault.create("alice", NewCredential(provider="openai", base_url="ftp://x"))
+    assert [name for name, _ in failed.value.problems] == ["api_key", "base_url"]
+
+
+def test_base_url_is_optional_and_only_named_when_given(vault: CredentialVault) -> None:
+    with pytest.raises(CredentialInputError) as failed:
+        vault.create("alice", NewCredential(provider="openai"))
+    assert [name for name, _ in failed.value.problems] == ["api_key"]  # not required with the key
+    with pytest.raises(CredentialInputError) as failed:
+        vault.create("alice", api_key(username="alice"))
+    assert failed.value.problems == [
+        ("username", "is not a field of api_key credentials (they take api_key, optional base_url)")
+    ]
+    assert vault.create("alice", api_key()).base_url is None
+
+
+# -- base_url: an api_key credential's own server
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (OLLAMA_URL, OLLAMA_URL),
+        (OLLAMA_URL + "/", OLLAMA_URL),  # the SDKs append paths: no trailing '/'
+        ("https://openrouter.ai/api/v1//", "https://openrouter.ai/api/v1"),
+        ("http://localhost:8000/", "http://localhost:8000"),
+        ("HTTPS://LLM.Example.com/v1", "HTTPS://LLM.Example.com/v1"),  # as given, but for the trailing '/'
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
+        ("http://vllm_server:8000/v1", "http://vllm_server:8000/v1"),  # a compose service name
+    ],
+)
+def test_base_url_round_trips_normalized(
+    vault: CredentialVault, moto_table: tuple[Any, str], given: str, stored: str
+) -> None:
+    meta = vault.create("alice", api_key(base_url=given))
+    assert meta.base_url == stored
+    assert vault.list("alice") == [meta] and vault.get("alice", meta.credential_id) == meta
+    client, table = moto_table
+    [item] = client.scan(TableName=table)["Items"]
+    assert item["base_url"] == {"S": stored}  # in the clear: not a secret
+    reference = {"id": meta.credential_id, "provider": meta.provider, "type": meta.type}
+    key = vault.resolve_node("alice", LlmLikeBlock, {"credentials": reference})["credentials"]
+    assert isinstance(key, APIKeyCredentials)
+    assert key.base_url == stored and key.api_key.get_secret_value() == API_KEY
+    assert key.secrets() == [API_KEY]  # the URL is not scrubbed from outputs
+
+
+def test_without_base_url_nothing_is_stored_for_it(vault: CredentialVault, moto_table: tuple[Any, str]) -> None:
+    meta = meta_of(vault, "alice", api_key())
+    client, table = moto_table
+    [item] = client.scan(TableName=table)["Items"]
+    assert "base_url" not in item
+    key = vault.resolve_node("alice", LlmLikeBlock, {"credentials": meta})["credentials"]
+    assert isinstance(key, APIKeyCredentials) and key.base_url is None
+
+
+def set_attribute(moto_table: tuple[Any, str], credential_id: str, name: str, value: str | None) -> None:
+    """Someone with table access changes (or, with None, removes) one attribute of alice's credential."""
+    client, table = moto_table
+    key = {"PK": {"S": "USER#alice"}, "SK": {"S": f"CRED#{credential_id}"}}
+    if value is None:
+        client.update_item(
+            TableName=table, Key=key, UpdateExpression="REMOVE #a", ExpressionAttributeNames={"#a": name}
+        )
+        return
+    client.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": name},
+        ExpressionAttributeValues={":v": {"S": value}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("created_with", "changed_to"),
+    [
+        (OLLAMA_URL, "http://evil.example.net/v1"),  # the key would be sent elsewhere
+        (OLLAMA_URL, None),  # the key would go to the provider's default API instead
+        (None, "http://evil.example.net/v1"),  # added to a credential made without one
+    ],
+    ids=["changed", "removed", "added"],
+)
+def test_changed_base_url_metadata_is_refused(
+    vault: CredentialVault, moto_table: tuple[Any, str], created_with: str | None, changed_to: str | None
+) -> None:
+    meta = meta_of(vault, "alice", api_key(base_url=created_with))
+    set_attribute(moto_table, meta["id"], "base_url", changed_to)
+    sealed = vault.store.get_credential("alice", meta["id"])
+    assert sealed is not None and sealed.meta.base_url == changed_to
+    with pytest.raises(DecryptionError, match="metadata does not match"):
+        vault.decrypt(sealed)
+    with pytest.raises(BlockError, match=r"cannot be decrypted: .*metadata does not match"):
+        vault.resolve_node("alice", LlmLikeBlock, {"credentials": meta})
+
+
+def test_an_item_stored_before_base_url_existed_still_decrypts(
+    vault: CredentialVault, moto_table: tuple[Any, str]
+) -> None:
+    """The earlier payload had no `base_url` key at all, and the item no such attribute: both read as None."""
+    credential_id = "0c3e4a5b-6d7e-4f80-9a1b-2c3d4e5f6a7b"
+    plaintext = json.dumps({"v": 1, "provider": "openai", "type": "api_key", "host": None, "api_key": API_KEY})
+    context = {"user_id": "alice", "credential_id": credential_id}
+    envelope = seal(vault.keyring(), context, plaintext.encode())
+    old = CredentialMeta(credential_id=credential_id, user_id="alice", provider="openai", type="api_key", title="old")
+    vault.store.put_credential(old, envelope.to_attributes())
+    client, table = moto_table
+    [item] = client.scan(TableName=table)["Items"]
+    assert "base_url" not in item
+    sealed = vault.store.get_credential("alice", credential_id)
+    assert sealed is not None and sealed.meta.base_url is None
+    key = vault.decrypt(sealed)
+    assert isinstance(key, APIKeyCredentials)
+    assert key.base_url is None and key.api_key.get_secret_value() == API_KEY and key.title == "old"
+
+
+def test_base_url_is_not_in_a_new_credentials_repr() -> None:
+    """A base URL is not a secret, but until it is checked it may carry one (`user:pass@`)."""
+    assert PASSWORD not in repr(api_key(base_url=f"http://alice:{PASSWORD}@h/v1"))
 
 
 # -- the keyring, made on first use

@@ -31,6 +31,8 @@ ADD_HELP = """\
 Store a credential for a user; the secret is read from stdin (a no-echo prompt on a terminal):
   api_key        the key itself                        echo "$OPENAI_API_KEY" | agentflow credentials add \\
                                                          --user me --provider openai
+                 (--base-url: a server of your own)    echo ollama | agentflow credentials add --user me \\
+                                                         --provider openai --base-url http://127.0.0.1:11434/v1
   user_password  one line username:password            (split at the first ':'; a username has none)
   host_scoped    a JSON object of headers, with --host  echo '{"Authorization": "Bearer t"}' | agentflow \\
                                                          credentials add --user me --provider http \\
@@ -54,6 +56,10 @@ def register(commands: Any) -> None:
     add.add_argument("--type", default="api_key", help="api_key (default), user_password or host_scoped")
     add.add_argument("--title", help="a label for it")
     add.add_argument("--host", help="host_scoped: the host (or *.domain) its headers may be sent to")
+    add.add_argument(
+        "--base-url",
+        help="api_key: the base URL of an OpenAI-compatible API to call with the key, e.g. http://127.0.0.1:11434/v1",
+    )
     listing = actions.add_parser("list", help="list a user's credentials (metadata only)")
     listing.add_argument("--user", required=True)
     delete = actions.add_parser("delete", help="delete one of a user's credentials")
@@ -78,6 +84,7 @@ def read_secret(stdin: TextIO, prompt: str) -> str:
 
 def new_from_stdin(args: argparse.Namespace, stdin: TextIO) -> NewCredential:
     common: dict[str, Any] = {"provider": args.provider, "type": args.type, "title": args.title, "host": args.host}
+    common["base_url"] = args.base_url  # any type: the vault refuses it, naming it, on a type other than api_key
     if args.type == "user_password":
         username, sep, password = read_secret(stdin, "username:password: ").partition(":")
         if not sep:

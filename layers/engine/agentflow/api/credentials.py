@@ -23,6 +23,7 @@ def view(meta: CredentialMeta) -> m.CredentialOut:
         type=meta.type,
         title=meta.title,
         host=meta.host,
+        base_url=meta.base_url,
         created_at=meta.created_at,
     )
 
@@ -46,6 +47,7 @@ def new_credential(body: m.CredentialIn) -> NewCredential:
         password=body.password,
         host=body.host,
         headers=body.headers,
+        base_url=body.base_url,
     )
 
 

@@ -48,8 +48,12 @@ class _Credentials(BaseModel):
 
 
 class APIKeyCredentials(_Credentials):
+    """A key, and optionally the base URL of the provider's API to call with it (a user's own OpenAI-compatible
+    server: Ollama, vLLM...); None means the SDK's default. The URL is not a secret: `secrets()` leaves it out."""
+
     type: CredentialType = CredentialType.API_KEY
     api_key: SecretStr
+    base_url: str | None = None
 
     def auth_header(self) -> str:
         return f"Bearer {self.api_key.get_secret_value()}"

@@ -3,10 +3,13 @@ Every problem names its field; no message ever quotes a secret (only names, leng
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -19,11 +22,21 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # an RFC 9110 
 MAX_TITLE = 200
 MAX_SECRET = 8192  # characters of one secret value: an item stays far below DynamoDB's 400 KB
 MAX_HEADERS = 50
+MAX_BASE_URL = 2048
+BASE_URL_SCHEMES = frozenset({"http", "https"})
+BASE_URL_EXAMPLE = "http://127.0.0.1:11434/v1"
+HOST_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$")
 ALLOWED_TYPES = tuple(t.value for t in CredentialType)
 TYPE_FIELDS: Mapping[CredentialType, frozenset[str]] = {
     CredentialType.API_KEY: frozenset({"api_key"}),
     CredentialType.USER_PASSWORD: frozenset({"username", "password"}),
     CredentialType.HOST_SCOPED: frozenset({"host", "headers"}),
+}
+# Fields a type accepts but does not require (kept apart: every field of TYPE_FIELDS is a required secret).
+OPTIONAL_FIELDS: Mapping[CredentialType, frozenset[str]] = {
+    CredentialType.API_KEY: frozenset({"base_url"}),
+    CredentialType.USER_PASSWORD: frozenset(),
+    CredentialType.HOST_SCOPED: frozenset(),
 }
 
 Secret = SecretStr | str
@@ -45,10 +58,14 @@ class NewCredential:
     password: Secret | None = field(default=None, repr=False)
     host: str | None = None
     headers: Mapping[str, Secret] | None = field(default=None, repr=False)
+    # api_key only: the user's own OpenAI-compatible server. Not a secret, but out of the repr: until it is checked
+    # it may hold one (`user:pass@`).
+    base_url: str | None = field(default=None, repr=False)
 
     def given(self) -> frozenset[str]:
         """The type-specific fields that were given."""
         values = {"api_key": self.api_key, "username": self.username, "password": self.password}
+        values["base_url"] = self.base_url
         named = {name for name, value in values.items() if value is not None}
         return frozenset(
             named | ({"host"} if self.host is not None else set()) | ({"headers"} if self.headers else set())
@@ -65,11 +82,13 @@ class CredentialInputError(InvalidInput):
 
 @dataclass(frozen=True)
 class ValidCredential:
-    """A credential that passed: its type, its normalized host (host_scoped), the secret payload to encrypt."""
+    """A credential that passed: its type, its normalized host (host_scoped), the secret payload to encrypt, and its
+    normalized base URL (api_key, when given)."""
 
     type: CredentialType
     host: str | None
     secret: dict[str, Any] = field(repr=False)
+    base_url: str | None = None
 
 
 def _secret_problem(value: str | None) -> str | None:
@@ -93,6 +112,58 @@ def host_problem(host: str) -> str | None:
     if name.startswith("*.") and len(labels) < 2:
         return "a wildcard must name a domain below a top-level domain, e.g. *.example.com"
     return None
+
+
+def _base_url_host_problem(netloc: str, hostname: str) -> str | None:
+    if "[" in netloc:  # a bracketed literal is an IPv6 address, nothing else
+        try:
+            ipaddress.IPv6Address(hostname)
+        except ValueError:
+            return "must have a valid IPv6 address between [ and ]"
+        return None
+    if not HOST_NAME.match(hostname):
+        return f"must name a host (letters, digits, '-', '_', '.', or an IP address), e.g. {BASE_URL_EXAMPLE}"
+    return None
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why `url` is not an absolute http(s) URL of a server (no user info, query or fragment), or None. The URL is
+    never quoted: a malformed one may hold a password (`user:pass@`). Where it points is not checked here: the
+    engine's outbound-request guard checks the address at call time."""
+    if not isinstance(url, str) or url == "":
+        return f"must be a non-empty http or https URL, e.g. {BASE_URL_EXAMPLE} (leave it out for the default)"
+    if len(url) > MAX_BASE_URL:
+        return f"is too long ({len(url)} characters; at most {MAX_BASE_URL})"
+    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in url):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a port that is not a number in 0-65535
+    except ValueError:
+        return f"is not a valid URL (check its host and port), e.g. {BASE_URL_EXAMPLE}"
+    if not parts.scheme or "://" not in url:  # `v1`, `/v1`, `localhost:11434/v1`
+        return f"must be an absolute URL with a scheme and a host, e.g. {BASE_URL_EXAMPLE}"
+    if parts.scheme.lower() not in BASE_URL_SCHEMES:
+        return "must use the http or https scheme"
+    if "@" in parts.netloc:
+        return "must not contain user info (user:password@): the key goes in api_key"
+    if "?" in url:  # also an empty query ("...?"): a base URL has paths appended to it
+        return "must not have a query (?...)"
+    if "#" in url:
+        return "must not have a fragment (#...)"
+    if not parts.hostname:
+        return f"must name a host, e.g. {BASE_URL_EXAMPLE}"
+    return _base_url_host_problem(parts.netloc, parts.hostname)
+
+
+def _base_url(new: NewCredential, problems: list[tuple[str, str]]) -> str | None:
+    """The normalized base URL (no trailing '/': the SDKs append paths to it), or None when not given or wrong."""
+    if new.base_url is None:
+        return None
+    if (reason := base_url_problem(new.base_url)) is not None:
+        problems.append(("base_url", reason))
+        return None
+    return new.base_url.rstrip("/")
 
 
 def _common_problems(new: NewCredential) -> list[tuple[str, str]]:
@@ -141,7 +212,8 @@ def _secret_fields(kind: CredentialType, new: NewCredential, problems: list[tupl
             secret[name] = value
     if kind is CredentialType.USER_PASSWORD and ":" in str(secret.get("username", "")):
         problems.append(("username", "must not contain ':' (HTTP Basic authentication, RFC 7617)"))
-    return ValidCredential(kind, None, secret)
+    base_url = _base_url(new, problems) if kind is CredentialType.API_KEY else None
+    return ValidCredential(kind, None, secret, base_url)
 
 
 def validate_new(new: NewCredential) -> ValidCredential:
@@ -154,10 +226,10 @@ def validate_new(new: NewCredential) -> ValidCredential:
             ("type", f"unknown credential type {str(new.type)[:64]!r}; use one of {', '.join(ALLOWED_TYPES)}")
         )
         raise CredentialInputError(problems) from None
-    for extra in sorted(new.given() - TYPE_FIELDS[kind]):
-        problems.append(
-            (extra, f"is not a field of {kind.value} credentials (they take {', '.join(sorted(TYPE_FIELDS[kind]))})")
-        )
+    optional = "".join(f", optional {name}" for name in sorted(OPTIONAL_FIELDS[kind]))
+    takes = ", ".join(sorted(TYPE_FIELDS[kind])) + optional
+    for extra in sorted(new.given() - TYPE_FIELDS[kind] - OPTIONAL_FIELDS[kind]):
+        problems.append((extra, f"is not a field of {kind.value} credentials (they take {takes})"))
     valid = _secret_fields(kind, new, problems)
     if problems:
         raise CredentialInputError(problems)

@@ -81,7 +81,9 @@ class CredentialVault:
         """Check, encrypt and store a new credential; returns its metadata (never its secret)."""
         valid = validate_new(new)
         credential_id = str(uuid.uuid4())  # ours, so never a platform credential's fixed id
-        payload = {"v": PAYLOAD_VERSION, "provider": new.provider, "type": valid.type.value, "host": valid.host}
+        # what the metadata says, sealed with the secret so that a changed item is refused (decrypt)
+        payload: dict[str, Any] = {"v": PAYLOAD_VERSION, "provider": new.provider, "type": valid.type.value}
+        payload |= {"host": valid.host, "base_url": valid.base_url}
         plaintext = json.dumps({**payload, **valid.secret}, separators=(",", ":")).encode()
         envelope = seal(self.keyring(), _context(user_id, credential_id), plaintext)
         meta = CredentialMeta(
@@ -91,6 +93,7 @@ class CredentialVault:
             type=valid.type.value,
             title=new.title,
             host=valid.host,
+            base_url=valid.base_url,
         )
         return self.store.put_credential(meta, envelope.to_attributes())
 
@@ -106,17 +109,19 @@ class CredentialVault:
 
     def decrypt(self, sealed: SealedCredential) -> Credentials:
         """The typed credentials of a stored item; DecryptionError when its blob does not open or does not match
-        its metadata (a changed provider, type or host is refused, not trusted)."""
+        its metadata (a changed provider, type, host or base URL is refused, not trusted: a base URL pointed
+        elsewhere would send the key there). An item stored before base URLs existed has none on either side."""
         meta = sealed.meta
         plaintext = unseal(
             self.keyring(), Envelope.from_attributes(sealed.sealed), _context(meta.user_id, meta.credential_id)
         )
         secret = json.loads(plaintext)
-        if (secret.get("provider"), secret.get("type"), secret.get("host")) != (meta.provider, meta.type, meta.host):
+        sealed_meta = (secret.get("provider"), secret.get("type"), secret.get("host"), secret.get("base_url"))
+        if sealed_meta != (meta.provider, meta.type, meta.host, meta.base_url):
             raise DecryptionError(f"credentials #{meta.credential_id}: the stored metadata does not match the secret")
         common: dict[str, Any] = {"id": meta.credential_id, "provider": meta.provider, "title": meta.title}
         if meta.type == CredentialType.API_KEY:
-            return APIKeyCredentials(**common, api_key=SecretStr(secret["api_key"]))
+            return APIKeyCredentials(**common, api_key=SecretStr(secret["api_key"]), base_url=meta.base_url)
         if meta.type == CredentialType.USER_PASSWORD:
             return UserPasswordCredentials(
                 **common, username=SecretStr(secret["username"]), password=SecretStr(secret["password"])

@@ -1,5 +1,5 @@
 """Users' credentials: one item each in the user's partition (PK `USER#<user_id>`, SK `CRED#<credential_id>`),
-holding metadata in the clear (id, provider, type, title, host) and the secret only as an encrypted blob
+holding metadata in the clear (id, provider, type, title, host, base_url) and the secret only as an encrypted blob
 (`agentflow.credentials.crypto.Envelope` attributes), which the store treats as opaque strings."""
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ class CredentialMeta:
     title: str | None = None
     created_at: str | None = None
     host: str | None = None  # host_scoped only: where its headers may be sent
+    base_url: str | None = None  # api_key only: the provider API's base URL, when not the SDK's default
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> CredentialMeta:
-        title, host = item.get("title"), item.get("host")
+        title, host, base_url = item.get("title"), item.get("host"), item.get("base_url")
         return CredentialMeta(
             credential_id=str(item["credential_id"]),
             user_id=str(item["user_id"]),
@@ -40,6 +41,7 @@ class CredentialMeta:
             title=None if title is None else str(title),
             created_at=None if item.get("created_at") is None else str(item["created_at"]),
             host=None if host is None else str(host),
+            base_url=None if base_url is None else str(base_url),  # None too on items stored before it existed
         )
 
 
@@ -62,6 +64,7 @@ class CredentialItems(Table):
             "credential_type": stored.type,
             "title": stored.title,
             "host": stored.host,
+            "base_url": stored.base_url,
             "created_at": stored.created_at,
             SEALED: dict(sealed),
         }
