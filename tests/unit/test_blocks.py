@@ -3,13 +3,17 @@ block follows."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from agentflow.blocks import (
     BLOCKS,
@@ -28,6 +32,11 @@ from agentflow.blocks import (
     execute_block,
     get_block,
 )
+from agentflow.credentials.models import APIKeyCredentials
+from agentflow.llm.runtime import LlmRuntime
+from agentflow.net.policy import HttpPolicy
+from tests.support.llm_server import RecordedRequest, Reply, llm_server, openai_text
+from tests.support.network import guard_sockets
 
 # -- every test case of every block ----------------------------------------------------------------------
 
@@ -51,14 +60,59 @@ class MemoryValues:
         return self.items.get(scoped_key)
 
 
+TAGGED = re.compile(r'<json_output id="([0-9a-f]+)">')
+
+
+def _scripted(reply: Any) -> Callable[[RecordedRequest], Reply]:
+    """A case's LLM reply: text, or {"json": value} sent inside the section the request's instructions name."""
+
+    def answer(request: RecordedRequest) -> Reply:
+        if isinstance(reply, str):
+            return openai_text(reply)
+        found = TAGGED.search(" ".join(str(m.get("content")) for m in request.body["messages"]))
+        assert found is not None, "the request has no tagged section to answer in"
+        return openai_text(f'Here: <json_output id="{found.group(1)}">{json.dumps(reply["json"])}</json_output>')
+
+    return answer
+
+
+@contextmanager
+def _llm_context(block: type[Block], case: BlockTestCase) -> Iterator[dict[str, Any]]:
+    """For blocks that call LLMs: a provider server on 127.0.0.1 answering the case's `llm_replies` in order,
+    and an OpenAI key whose base URL points at it (none with `no_credentials`)."""
+    if not block.uses_llm:
+        yield {}
+        return
+    replies = list(case.mocks.get("llm_replies", []))
+    with guard_sockets(), llm_server() as server:
+        server.respond_with(lambda request: _scripted(replies.pop(0))(request))
+        key = APIKeyCredentials(
+            id="c", provider="openai", api_key=SecretStr("sk-case"), base_url=server.openai_base_url
+        )
+        yield {
+            "credentials": {} if case.mocks.get("no_credentials") else {"credentials": key},
+            "http": HttpPolicy(allow_hosts=frozenset({"127.0.0.1"})),
+            "llm": LlmRuntime(timeout=10.0),
+        }
+        assert not replies, f"{len(replies)} scripted LLM replies were not asked for"
+        assert not server.problems
+
+
 @pytest.mark.parametrize(("block", "case"), CASES)
 def test_block_case(block: type[Block], case: BlockTestCase) -> None:
     values = MemoryValues(dict(case.mocks.get("key_values", {})))
-    # a fixed clock (2026-05-17 10:00 UTC): no case depends on the day it runs
-    context = BlockContext(
-        mocks=case.mocks, values=values, clock=lambda: 1779012000.0, deferrals=int(case.mocks.get("deferrals", 0))
-    )
-    run = execute_block(block, case.input, context)
+    with _llm_context(block, case) as llm:
+        # a fixed clock (2026-05-17 10:00 UTC): no case depends on the day it runs
+        context = BlockContext(
+            mocks=case.mocks,
+            values=values,
+            clock=lambda: 1779012000.0,
+            deferrals=int(case.mocks.get("deferrals", 0)),
+            **llm,
+        )
+        run = execute_block(block, case.input, context)
+    if block.uses_llm and not any(pin == "prompt" for pin, _ in case.output):
+        run = dataclasses.replace(run, outputs=[(pin, v) for pin, v in run.outputs if pin != "prompt"])
     if case.error is None:
         assert run.error is None, run.error
         assert run.outputs == case.output
@@ -80,6 +134,7 @@ def test_every_block_has_cases() -> None:
 
 C_IN, C_OUT, C_BASIC = BlockCategory.INPUT, BlockCategory.OUTPUT, BlockCategory.BASIC
 C_LOGIC, C_TEXT, C_DATA = BlockCategory.LOGIC, BlockCategory.TEXT, BlockCategory.DATA
+C_AI = BlockCategory.AI
 STD, INP, OUT, NOTE = BlockType.STANDARD, BlockType.INPUT, BlockType.OUTPUT, BlockType.NOTE
 AGENT = BlockType.AGENT
 
@@ -152,6 +207,13 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "RetrieveInformationBlock": ("d8710fc9-6e29-481e-a7d5-165eb16f8471", "persistence", STD, True, {C_DATA}),
     "SendWebRequestBlock": ("6595ae1f-b924-42cb-9a41-551a0611c4b4", "http", STD, False, {C_OUT}),
     "SendAuthenticatedWebRequestBlock": ("fff86bcd-e001-4bad-a7f6-2eae4720c8dc", "http", STD, False, {C_OUT}),
+    # BLOCKS-AGENTS.md §0
+    "AIStructuredResponseGeneratorBlock": ("ed55ac19-356e-4243-a6cb-bc599e9b716f", "llm", STD, False, {C_AI}),
+    "AITextGeneratorBlock": ("1f292d4a-41a4-4977-9684-7c8d560b9f91", "llm", STD, False, {C_AI}),
+    "AITextSummarizerBlock": ("a0a69be1-4528-491c-a85a-a4ab6873e3f0", "llm", STD, False, {C_AI, C_TEXT}),
+    "AIConversationBlock": ("32a87eab-381e-4dd4-bdb8-4c47151be35a", "llm", STD, False, {C_AI}),
+    "AIListGeneratorBlock": ("9c0b0450-d199-458b-a731-072189dd6593", "llm", STD, False, {C_AI, C_TEXT}),
+    "OrchestratorBlock": ("3b191d9f-356f-482d-8238-ba04b6d18381", "orchestrator", BlockType.AI, False, {C_AI}),
     # trigger blocks (issue: webhook-triggered agents), AutoGPT's UUIDs
     "GenericWebhookTriggerBlock": (
         "8fa8c167-2002-47ce-aba8-97572fc5d387",
@@ -365,6 +427,75 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
         {"url", "credentials"},
         ["error", "response", "client_error", "server_error"],
     ),
+    # BLOCKS-AGENTS.md §2.3-2.7 and §3 (credentials are optional here: the platform key is the default)
+    "AIStructuredResponseGeneratorBlock": (
+        [
+            "prompt",
+            "expected_format",
+            "list_result",
+            "model",
+            "force_json_output",
+            "credentials",
+            "sys_prompt",
+            "conversation_history",
+            "retry",
+            "prompt_values",
+            "max_tokens",
+            "compress_prompt_to_fit",
+            "ollama_host",
+        ],
+        {"prompt", "expected_format"},
+        ["error", "response", "prompt"],
+    ),
+    "AITextGeneratorBlock": (
+        ["prompt", "model", "credentials", "sys_prompt", "retry", "prompt_values", "ollama_host", "max_tokens"],
+        {"prompt"},
+        ["error", "response", "prompt"],
+    ),
+    "AITextSummarizerBlock": (
+        ["text", "model", "focus", "style", "credentials", "max_tokens", "chunk_overlap", "ollama_host"],
+        {"text"},
+        ["error", "summary", "prompt"],
+    ),
+    "AIConversationBlock": (
+        ["prompt", "messages", "model", "credentials", "max_tokens", "ollama_host"],
+        {"messages"},
+        ["error", "response", "prompt"],
+    ),
+    "AIListGeneratorBlock": (
+        [
+            "focus",
+            "source_data",
+            "model",
+            "credentials",
+            "max_retries",
+            "force_json_output",
+            "max_tokens",
+            "ollama_host",
+        ],
+        set(),
+        ["error", "generated_list", "list_item", "prompt"],
+    ),
+    "OrchestratorBlock": (
+        [
+            "prompt",
+            "model",
+            "credentials",
+            "multiple_tool_calls",
+            "sys_prompt",
+            "conversation_history",
+            "last_tool_output",
+            "retry",
+            "prompt_values",
+            "max_tokens",
+            "ollama_host",
+            "agent_mode_max_iterations",
+            "execution_mode",
+            "conversation_compaction",
+        ],
+        {"prompt"},
+        ["error", "tools", "finished", "conversations"],
+    ),
 }
 
 
@@ -401,7 +532,7 @@ def test_pins_match_blocks_md(name: str) -> None:
 
 def test_standard_blocks_have_an_error_pin_and_io_blocks_do_not() -> None:
     for block in all_blocks():
-        if block.block_type in (BlockType.STANDARD, BlockType.NOTE, BlockType.WEBHOOK):
+        if block.block_type in (BlockType.STANDARD, BlockType.NOTE, BlockType.WEBHOOK, BlockType.AI):
             assert block.has_error_pin(), block.name()
             assert block.Output.model_fields["error"].default == ""
         else:

@@ -30,7 +30,18 @@ from agentflow_local.stack import LocalStack, LocalStackConfig
 LOCAL_USER = "local"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, ExecutionStatus.TERMINATED.value}
-NODE_KEYS = ("node_id", "block_id", "block_name", "status", "attempts", "attempt_log", "inputs", "outputs", "error")
+NODE_KEYS = (
+    "node_id",
+    "block_id",
+    "block_name",
+    "status",
+    "attempts",
+    "attempt_log",
+    "inputs",
+    "outputs",
+    "error",
+    "stats",
+)
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
 
 
@@ -319,6 +330,12 @@ def print_summary(report: dict[str, Any], out: TextIO) -> None:
         f"{stats['dynamodb_read_units']:g} read units), {stats['events_published']} events",
         file=out,
     )
+    if stats.get("llm_calls"):
+        print(
+            f"LLM: {stats['llm_calls']} calls, {stats['llm_input_tokens']} input + {stats['llm_output_tokens']} "
+            f"output tokens, estimated ${stats['llm_cost_usd']:.6f}",
+            file=out,
+        )
     if report["error"]:
         print(f"error: {report['error']}", file=out)
     print("outputs:", file=out)

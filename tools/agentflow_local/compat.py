@@ -22,12 +22,6 @@ from agentflow_local.cli_validate import problems_of
 
 # Blocks an export may need that agentflow does not have yet, by AutoGPT UUID: names make the report readable.
 KNOWN_MISSING = {
-    "1f292d4a-41a4-4977-9684-7c8d560b9f91": "AITextGeneratorBlock",
-    "ed55ac19-356e-4243-a6cb-bc599e9b716f": "AIStructuredResponseGeneratorBlock",
-    "a0a69be1-4528-491c-a85a-a4ab6873e3f0": "AITextSummarizerBlock",
-    "32a87eab-381e-4dd4-bdb8-4c47151be35a": "AIConversationBlock",
-    "9c0b0450-d199-458b-a731-072189dd6593": "AIListGeneratorBlock",
-    "3b191d9f-356f-482d-8238-ba04b6d18381": "OrchestratorBlock (SmartDecisionMakerBlock)",
     "e189baac-8c20-45a1-94a7-55177ea42565": "AgentExecutorBlock",
     "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d": "HumanInTheLoopBlock",
 }

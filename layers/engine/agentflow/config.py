@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agentflow.errors import ConfigurationError
+from agentflow.llm.settings import LlmSettings
 from agentflow.net.policy import HttpPolicy
 from agentflow.retries import ResolvedPolicy
 
@@ -54,6 +55,7 @@ class Settings:
     http: HttpPolicy = field(default_factory=HttpPolicy)  # what the HTTP blocks may reach (AGENTFLOW_HTTP_*)
     credentials_key_id: str = ""  # the KMS key encrypting users' credentials (deployed; template.yaml sets it)
     credentials_key_file: str = ""  # a local key file instead (the local stack sets it); wins when both are set
+    llm: LlmSettings = field(default_factory=LlmSettings)  # AGENTFLOW_LLM_*, OPENAI_BASE_URL, ANTHROPIC_BASE_URL
 
     @property
     def retention_seconds(self) -> float:
@@ -90,6 +92,7 @@ class Settings:
             http=http_policy(env),
             credentials_key_id=env.get("AGENTFLOW_CREDENTIALS_KEY_ID", ""),
             credentials_key_file=env.get("AGENTFLOW_CREDENTIALS_KEY_FILE", ""),
+            llm=LlmSettings.from_env(env),
         )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentflow.blocks.registry import get_block
 from agentflow.blocks.sdk import Block, BlockType
 from agentflow.errors import InvalidInput
+from agentflow.llm.usage import Budget
 from agentflow.pins import base_name
 from agentflow.retries import ResolvedPolicy, RetryPolicy, parse_policy
 
@@ -64,6 +65,7 @@ class Graph(BaseModel):
     node_execution_limit: int = DEFAULT_NODE_EXECUTION_LIMIT
     retry_policy: dict[str, Any] | None = None  # every node's, unless its metadata sets its own (README, Retries)
     timeout_seconds: float | None = None  # a run still going after this long fails (None: no limit)
+    budget: dict[str, Any] | None = None  # LLM tokens and/or US dollars per run (README, "Costs and budgets")
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -124,6 +126,10 @@ class ValidGraph:
         if own is not None:
             policy = RetryPolicy.model_validate(own).over(policy)
         return policy
+
+    @cached_property
+    def budget(self) -> Budget | None:
+        return Budget.parse(self.graph.budget)
 
     def node_timeout(self, node_id: str) -> float | None:
         """The node's own time limit per attempt (metadata `timeout_seconds`), else its block's default."""
@@ -280,6 +286,10 @@ def _check_limits(graph: Graph, problems: list[Problem]) -> None:
             parse_policy(graph.retry_policy, "retry_policy")
         except InvalidInput as exc:
             problems.append(Problem(str(exc)))
+    try:
+        Budget.parse(graph.budget)
+    except InvalidInput as exc:
+        problems.append(Problem(str(exc)))
     if graph.timeout_seconds is not None and not _positive(graph.timeout_seconds, MAX_RUN_TIMEOUT_SECONDS):
         problems.append(Problem(f"timeout_seconds must be a number of seconds in (0, {MAX_RUN_TIMEOUT_SECONDS:g}]"))
     for node in graph.nodes:
@@ -310,6 +320,8 @@ def _resolve_blocks(graph: Graph, problems: list[Problem]) -> tuple[dict[str, ty
             continue
         node.block_id = block.id
         blocks[node.id] = block
+        for pin, message in block.node_problems(node.input_default):
+            problems.append(Problem(message, node_id=node.id, pin=pin))
     return blocks, seen
 
 
@@ -324,10 +336,10 @@ def _check_links(
         source, sink = blocks.get(link.source_id), blocks.get(link.sink_id)
         if link.source_id not in seen:
             problems.append(Problem(f"link {label} starts at a missing node", node_id=link.source_id))
-        elif source is not None and base_name(link.source_name) not in (
-            outputs := source.node_output_names(defaults[link.source_id])
+        elif source is not None and not source.accepts_output_pin(
+            base_name(link.source_name), defaults[link.source_id]
         ):
-            allowed = ", ".join(sorted(outputs))
+            allowed = ", ".join(sorted(source.node_output_names(defaults[link.source_id])))
             message = f"link {label}: {source.name()} has no output {link.source_name!r} (outputs: {allowed})"
             problems.append(Problem(message, node_id=link.source_id, pin=link.source_name))
         if link.sink_id not in seen:
@@ -340,6 +352,8 @@ def _check_links(
             problems.append(Problem(message, node_id=link.sink_id, pin=link.sink_name))
         else:
             linked[link.sink_id].add(base_name(link.sink_name))
+        if source is not None:
+            link.source_name = source.link_source_name(link.source_name, link.sink_id, link.sink_name)
         if source is not None and source.static_output:
             link.is_static = True  # AutoGPT forces links from static-output blocks static on save
     return linked

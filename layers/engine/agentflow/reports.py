@@ -23,6 +23,19 @@ def _seconds_between(start: str | None, end: str | None, now: float) -> float | 
     return round((epoch_of(end) if end else now) - epoch_of(start), 3)
 
 
+def node_stats(node: NodeRecord) -> dict[str, Any]:
+    """Its LLM use (README, "Costs and budgets"): zeros and a null model for blocks that call no LLM."""
+    stats = node.stats
+    return {
+        "llm_calls": int(stats.get("llm_calls", 0)),
+        "llm_retries": int(stats.get("llm_retries", 0)),
+        "input_tokens": int(stats.get("input_tokens", 0)),
+        "output_tokens": int(stats.get("output_tokens", 0)),
+        "cost_usd": float(stats.get("cost_usd", 0.0)),
+        "model": stats.get("model"),
+    }
+
+
 def node_report(node: NodeRecord) -> dict[str, Any]:
     block = get_block(node.block_id)
     # still waiting for its inputs: show what has arrived so far
@@ -42,6 +55,7 @@ def node_report(node: NodeRecord) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
         "error": node.error,
+        "stats": node_stats(node),
         "queued_at": node.queued_at,
         "started_at": node.started_at,
         "ended_at": node.ended_at,
@@ -77,6 +91,10 @@ def execution_report(store: Store, execution_id: str, output_names: list[str] | 
             "dynamodb_write_units": float(stats.get("dynamodb_write_units", 0.0)),
             "dynamodb_read_units": float(stats.get("dynamodb_read_units", 0.0)),
             "events_published": int(stats.get("events_published", 0)),
+            "llm_calls": int(execution.llm.get("llm_calls", 0)),
+            "llm_input_tokens": int(execution.llm.get("llm_input_tokens", 0)),
+            "llm_output_tokens": int(execution.llm.get("llm_output_tokens", 0)),
+            "llm_cost_usd": round(execution.llm_cost_usd, 8),
         },
         "history": list(execution.history),
     }

@@ -112,6 +112,21 @@ class Stats(BaseModel):
     dynamodb_write_units: float
     dynamodb_read_units: float
     events_published: int
+    llm_calls: int = 0
+    llm_input_tokens: int = 0
+    llm_output_tokens: int = 0
+    llm_cost_usd: float = Field(default=0.0, description="estimated from the price table (README, Costs)")
+
+
+class NodeStats(BaseModel):
+    """A node execution's LLM use: zeros and a null model for blocks that call no LLM."""
+
+    llm_calls: int = 0
+    llm_retries: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str | None = None
 
 
 class AttemptOut(BaseModel):
@@ -133,6 +148,7 @@ class NodeExecutionOut(BaseModel):
     inputs: Any
     outputs: dict[str, list[Any]]
     error: str | None
+    stats: NodeStats = Field(default_factory=NodeStats)
     queued_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -263,6 +279,12 @@ class CredentialIn(BaseModel):
     headers: dict[str, SecretStr] | None = Field(
         default=None, description="host_scoped credentials: header name -> value, sent only to `host`"
     )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="api_key credentials, optional: the base URL of an OpenAI-compatible API to call with the key "
+        "(e.g. http://127.0.0.1:11434/v1); an absolute http(s) URL without user info, query or fragment",
+    )
 
 
 class CredentialOut(BaseModel):
@@ -273,6 +295,7 @@ class CredentialOut(BaseModel):
     type: str
     title: str | None = None
     host: str | None = Field(default=None, description="host_scoped credentials only")
+    base_url: str | None = Field(default=None, description="api_key credentials only: the API base URL, when set")
     created_at: str | None = None
 
 

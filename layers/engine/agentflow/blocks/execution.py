@@ -22,6 +22,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from agentflow.blocks.sdk import Block, BlockContext, BlockSchema, BlockType
 from agentflow.coercion import convert
 from agentflow.errors import AgentflowError, DeferredRun, InvalidInput, RetryableError
+from agentflow.llm.usage import BudgetExceeded
 from agentflow.pins import DynamicPinError, merge_execution_input
 
 __all__ = ["BlockInputError", "BlockRun", "OutputEncodingError", "build_input", "encode_output", "execute_block"]
@@ -42,6 +43,8 @@ class BlockRun:
     retryable: bool = False  # the failure is transient (RetryableError): the engine may run the node again
     retry_after: float | None = None  # the server's hint, in seconds
     deferred_seconds: float | None = None  # the block asked to run again after this long (DeferredRun)
+    fails_run: bool = False  # the failure ends the run whatever the error pin says (the run's budget is used up)
+    usage: dict[str, Any] | None = None  # its LLM usage (agentflow.llm.usage.LlmUsage.to_dict), when it called one
 
     @property
     def ok(self) -> bool:
@@ -231,6 +234,8 @@ def execute_block(block: type[Block], data: Mapping[str, Any], context: BlockCon
             outputs.append((pin, encoded))
     except DeferredRun as exc:  # a wait: whatever it yielded is dropped, the node runs again later
         return BlockRun([], None, deferred_seconds=max(exc.delay_seconds, 0.0))
+    except BudgetExceeded as exc:  # the run's budget: the node fails, and the run with it
+        return BlockRun([*outputs, (ERROR_PIN, _message(exc))], _message(exc), fails_run=True)
     except RetryableError as exc:  # transient: whatever it yielded is dropped, the attempt runs again
         return BlockRun([(ERROR_PIN, _message(exc))], _message(exc), retryable=True, retry_after=exc.retry_after)
     except Exception as exc:  # BlockError or anything else: the message is the exception's text

@@ -38,7 +38,15 @@ from agentflow.blocks.list_ops import (
     ZipListsBlock,
 )
 from agentflow.blocks.lists import AddToListBlock, CreateListBlock, GetListItemBlock
+from agentflow.blocks.llm import (
+    AIConversationBlock,
+    AIListGeneratorBlock,
+    AIStructuredResponseGeneratorBlock,
+    AITextGeneratorBlock,
+    AITextSummarizerBlock,
+)
 from agentflow.blocks.maths import CalculatorBlock, CountItemsBlock
+from agentflow.blocks.orchestrator import OrchestratorBlock
 from agentflow.blocks.persistence import PersistInformationBlock, RetrieveInformationBlock
 from agentflow.blocks.sdk import Block
 from agentflow.blocks.tabular import DataSamplingBlock, ReadSpreadsheetBlock
@@ -116,6 +124,12 @@ _BUILT_IN: tuple[type[Block], ...] = (
     SendWebRequestBlock,
     SendAuthenticatedWebRequestBlock,
     AgentExecutorBlock,
+    AITextGeneratorBlock,
+    AIStructuredResponseGeneratorBlock,
+    AITextSummarizerBlock,
+    AIConversationBlock,
+    AIListGeneratorBlock,
+    OrchestratorBlock,
 )
 
 
@@ -132,7 +146,9 @@ def _index(blocks: tuple[type[Block], ...]) -> dict[str, type[Block]]:
 
 
 BLOCKS: Mapping[str, type[Block]] = MappingProxyType(_index(_BUILT_IN))
-_BY_NAME: Mapping[str, type[Block]] = MappingProxyType({block.name(): block for block in _BUILT_IN})
+_BY_NAME: Mapping[str, type[Block]] = MappingProxyType(
+    {name: block for block in _BUILT_IN for name in (*block.former_names, block.name())}
+)
 
 
 def get_block(id_or_name: str) -> type[Block] | None:

@@ -28,6 +28,7 @@ class BlockType(StrEnum):
     NOTE = "Note"
     WEBHOOK = "Webhook"
     AGENT = "Agent"  # AgentExecutorBlock: its pins are the called graph's, so its outputs are not checked
+    AI = "AI"  # OrchestratorBlock: it yields undeclared pins (one per tool parameter), so outputs are not checked
 
 
 class BlockCategory(StrEnum):
@@ -83,6 +84,8 @@ class BlockContext:
     http: HttpPolicy = field(default_factory=HttpPolicy)  # what outbound requests may reach (agentflow.net)
     clock: Clock = system_clock  # "now" for blocks that read the time: the engine's clock (tests set it)
     values: KeyValuePort | None = None  # the user's key-value items (persistence blocks); None: not available
+    llm: Any = None  # agentflow.llm.call.LlmRuntime for blocks that call LLMs (settings, usage, budget)
+    graph: Any = None  # the running agentflow.graph.ValidGraph: the Orchestrator's tools are its links
 
     @property
     def last_attempt(self) -> bool:
@@ -117,6 +120,8 @@ class Block:
     )
     cost: ClassVar[int] = 0
     timeout_seconds: ClassVar[float | None] = None  # per attempt; None: the settings' AGENTFLOW_NODE_TIMEOUT
+    former_names: ClassVar[tuple[str, ...]] = ()  # class names it had in AutoGPT, which exports may still use
+    uses_llm: ClassVar[bool] = False  # calls LLMs: its time limit is AGENTFLOW_LLM_TIMEOUT, its usage is counted
     Input: ClassVar[type[BlockSchema]]
     Output: ClassVar[type[BlockSchema]]
     test_cases: ClassVar[tuple[BlockTestCase, ...]] = ()
@@ -152,6 +157,30 @@ class Block:
     def node_output_names(cls, input_default: Mapping[str, Any]) -> frozenset[str]:
         """The output pins links may leave from on one node (see `node_input_names`)."""
         return cls.output_names()
+
+    @classmethod
+    def accepts_output_pin(cls, pin: str, input_default: Mapping[str, Any]) -> bool:
+        """Whether a link may leave from `pin` (its base name is one of `node_output_names`, unless the block's
+        pins are not all known in advance: the Orchestrator's tool pins)."""
+        return pin in cls.node_output_names(input_default)
+
+    @classmethod
+    def link_source_name(cls, source_name: str, sink_id: str, sink_name: str) -> str:
+        """The pin name a link from this block is stored with (the Orchestrator names each tool link's pin after
+        its sink, so that each tool call's arguments reach only their own tool)."""
+        return source_name
+
+    @classmethod
+    def node_problems(cls, input_default: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(pin, message) for each value a node's `input_default` may not hold (checked when a graph is saved:
+        e.g. an unknown LLM model). Input types are otherwise checked when the node runs."""
+        return []
+
+    @classmethod
+    def waits_for(cls, missing: frozenset[str], values: Mapping[str, Any]) -> frozenset[str]:
+        """Of the linked pins a slot lacks (`missing`), those it must still wait for, given the values it has.
+        All of them, except for blocks whose loop pins may be absent (the Orchestrator's)."""
+        return missing
 
     @classmethod
     def has_error_pin(cls) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -58,10 +59,8 @@ def scrub_run(run: BlockRun, secrets: Iterable[str]) -> BlockRun:
     words = list(secrets)
     if not words:
         return run
-    return BlockRun(
+    return dataclasses.replace(
+        run,
         outputs=[(pin, scrub(value, words)) for pin, value in run.outputs],
         error=None if run.error is None else scrub(run.error, words),
-        retryable=run.retryable,
-        retry_after=run.retry_after,
-        deferred_seconds=run.deferred_seconds,
     )

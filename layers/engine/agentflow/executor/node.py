@@ -5,6 +5,7 @@ nothing is left, finalize the run. A transient failure instead queues the next a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -17,6 +18,8 @@ from agentflow.executor.attempts import run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
 from agentflow.executor.propagation import Propagation
 from agentflow.graph import ValidGraph
+from agentflow.llm.runtime import LlmRuntime
+from agentflow.llm.usage import LlmUsage
 from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
@@ -73,9 +76,11 @@ class NodeRunning(Propagation):
             self._fail_run(store, execution_id, str(exc))
             return NodeRunOutcome.FAILED
         policy = graph.retry_policy(node_id, self.settings.retry_policy)
+        fails_run = False
         if node.outputs is not None:  # an earlier attempt ran the block and died before finishing: don't rerun
             outputs: list[Any] = [tuple(pair) for pair in json.loads(node.outputs)]
             error: str | None = node.error
+            usage: dict[str, Any] | None = dict(node.stats) or None
         else:
             run = self._run_block(store, execution, graph, node, policy, lease)
             if run.deferred_seconds is not None and self.retry_queue is not None:
@@ -83,7 +88,8 @@ class NodeRunning(Propagation):
             if run.retryable and attempt - node.deferrals < policy.max_attempts and self.retry_queue is not None:
                 return self._retry_later(store, execution_id, node, policy, run)
             outputs, error = self._final_result(run, attempt - node.deferrals, policy)
-            if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error):
+            usage, fails_run = node_usage(node, run), run.fails_run
+            if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error, usage):
                 return NodeRunOutcome.LOST_LEASE
         try:
             propagated = self._propagate(store, execution_id, graph, node_id, seq, outputs)
@@ -93,7 +99,32 @@ class NodeRunning(Propagation):
             propagated = True
         if not propagated:
             return self._finish_terminated(store, execution_id, node_id, seq, attempt)
-        return self._finish(store, execution_id, graph, node, attempt, error)
+        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
+        if outcome is not NodeRunOutcome.LOST_LEASE:
+            self._check_budget(store, execution_id, graph, usage, error if fails_run else None)
+        return outcome
+
+    def _check_budget(
+        self,
+        store: RunStatePort,
+        execution_id: str,
+        graph: ValidGraph,
+        usage: dict[str, Any] | None,
+        refused: str | None,
+    ) -> None:
+        """A run over its budget (README, "Costs and budgets") fails now, whatever else is still going: after a
+        node refused an LLM call for it, or once the finished node's usage took the run's totals past it."""
+        budget = graph.budget
+        if budget is None or (not usage and refused is None):
+            return
+        reason = refused
+        if reason is None:
+            execution = store.get_execution(execution_id)  # the totals as of this node's finish
+            if execution is None:
+                return
+            reason = budget.overrun(execution.llm_tokens, execution.llm_cost_usd)
+        if reason is not None:
+            self._fail_run(store, execution_id, reason)
 
     def _not_claimed(
         self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None
@@ -160,6 +191,10 @@ class NodeRunning(Propagation):
             credentials = self._credentials(execution.user_id, block, inputs)
         except BlockError as exc:
             return BlockRun([(ERROR_PIN, str(exc))], str(exc))
+        default_limit = self.settings.llm.timeout_seconds if block.uses_llm else self.settings.node_timeout_seconds
+        limit = graph.node_timeout(node_id) or default_limit
+        timeout = min(limit, max(lease - SAVE_MARGIN_SECONDS, 0.5))  # the lease must outlive the block
+        llm = self._llm_runtime(execution, graph, timeout) if block.uses_llm else None
         context = BlockContext(
             user_id=execution.user_id,
             graph_id=execution.graph_id,
@@ -174,10 +209,12 @@ class NodeRunning(Propagation):
             http=self.settings.http,
             clock=self.store.clock,
             values=store,  # the unit's store: the persistence blocks' requests count in the run's costs
+            llm=llm,
+            graph=graph,
         )
-        limit = graph.node_timeout(node_id) or self.settings.node_timeout_seconds
-        timeout = min(limit, max(lease - SAVE_MARGIN_SECONDS, 0.5))  # the lease must outlive the block
         run = run_with_timeout(block, inputs, context, timeout)
+        if llm is not None and not llm.usage.is_empty():
+            run = dataclasses.replace(run, usage=llm.usage.to_dict())
         run = scrub_run(run, [secret for c in credentials.values() for secret in c.secrets()])
         size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
         if size > self.settings.max_value_bytes:
@@ -187,6 +224,16 @@ class NodeRunning(Propagation):
             )
             return BlockRun([(ERROR_PIN, error)], error)
         return run
+
+    def _llm_runtime(self, execution: ExecutionRecord, graph: ValidGraph, timeout: float) -> LlmRuntime:
+        """What an AI block's calls need: the settings, the run's budget and what the run used so far."""
+        return LlmRuntime(
+            settings=self.settings.llm,
+            budget=graph.budget,
+            spent_tokens=execution.llm_tokens,
+            spent_cost_usd=execution.llm_cost_usd,
+            timeout=timeout,
+        )
 
     def _credentials(self, user_id: str, block: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         if not credential_fields(block):
@@ -220,6 +267,8 @@ class NodeRunning(Propagation):
         if not deferral:
             delay = policy.delay(claims - node.deferrals, run.retry_after, self.rng)
         entry: dict[str, Any] = {"attempt": claims - node.deferrals, "error": run.error, "ended_at": iso_at(now)}
+        if run.usage:  # what the attempt's LLM calls used counts, though the attempt failed
+            entry["llm"] = run.usage
         entry["deferred_seconds" if deferral else "retry_in_seconds"] = round(delay, 3)
         if not store.schedule_retry(execution_id, node.node_id, node.seq, claims, entry, now + delay, deferral):
             return NodeRunOutcome.LOST_LEASE
@@ -234,12 +283,14 @@ class NodeRunning(Propagation):
         node: NodeRecord,
         attempt: int,
         error: str | None,
+        usage: dict[str, Any] | None = None,
+        fails_run: bool = False,
     ) -> NodeRunOutcome:
         node_id, seq = node.node_id, node.seq
         block = graph.block(node_id)
         target = N.FAILED if error is not None else N.COMPLETED
         unhandled = None
-        if error is not None and not graph.error_is_handled(node_id):
+        if error is not None and (fails_run or not graph.error_is_handled(node_id)):
             unhandled = f"node {node_id} ({block.name()}) failed: {error}"
         recorded = None
         if block.block_type is BlockType.OUTPUT and error is None:
@@ -255,6 +306,7 @@ class NodeRunning(Propagation):
             unhandled_error=unhandled,
             recorded_output=recorded,
             attempt_entry=entry,
+            llm_usage=usage,
         ):
             return NodeRunOutcome.LOST_LEASE
         self._maybe_finalize(store, execution_id)
@@ -268,3 +320,12 @@ class NodeRunning(Propagation):
             return NodeRunOutcome.LOST_LEASE
         self._requeue_if_resumed(store, execution_id, node_id, seq)
         return NodeRunOutcome.TERMINATED
+
+
+def node_usage(node: NodeRecord, run: BlockRun) -> dict[str, Any] | None:
+    """The node execution's LLM usage: its failed attempts' (logged with them) and this run's; None if none."""
+    total = LlmUsage()
+    for entry in node.attempt_log:
+        total.add(entry.get("llm") or {})
+    total.add(run.usage or {})
+    return None if total.is_empty() else total.to_dict()

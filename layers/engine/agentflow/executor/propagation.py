@@ -95,10 +95,12 @@ class Propagation(Lifecycle):
         graph = hop.graph
         linked = graph.linked_pins[node_id]
         own = {pin: json.loads(value) for pin, value in slot.delivered.items() if pin in linked}
-        missing = linked - own.keys()
-        if missing:
-            if not missing <= graph.static_pins[node_id]:
+        missing = frozenset(linked - own.keys())
+        if awaited := missing - graph.static_pins[node_id]:  # the Orchestrator may run without its loop pins
+            if graph.block(node_id).waits_for(awaited, own):
                 return None
+            missing -= awaited
+        if missing:
             statics = hop.store.get_pins(hop.execution_id, node_id).statics
             for pin in missing:
                 if pin not in statics:

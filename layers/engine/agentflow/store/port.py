@@ -88,7 +88,14 @@ class RunStatePort(Protocol):
     ) -> QueueResult: ...
 
     def save_node_result(
-        self, execution_id: str, node_id: str, seq: int, attempt: int, outputs_json: str, error: str | None
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        outputs_json: str,
+        error: str | None,
+        stats: Mapping[str, Any] | None = None,
     ) -> bool: ...
 
     def deliver(
@@ -115,6 +122,7 @@ class RunStatePort(Protocol):
         unhandled_error: str | None = None,
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
     ) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...

@@ -12,6 +12,7 @@ from agentflow import keys
 from agentflow.statuses import ExecutionStatus, NodeStatus
 
 Item = dict[str, Any]
+LLM_TOTALS = ("llm_calls", "llm_input_tokens", "llm_output_tokens", "llm_cost_usd")  # META counters of a run
 
 
 def _opt_str(value: Any) -> str | None:
@@ -39,6 +40,7 @@ class ExecutionRecord:
     history: tuple[Mapping[str, Any], ...] = ()
     idempotency_pk: str | None = None  # the item of its Idempotency-Key, which expires with it
     deadline: float | None = None  # epoch seconds: the run fails if still going then (its graph's timeout_seconds)
+    llm: Mapping[str, Any] = field(default_factory=dict)  # the run's LLM totals: llm_calls, llm_input_tokens, ...
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -60,7 +62,16 @@ class ExecutionRecord:
             history=tuple(item.get("history") or ()),
             idempotency_pk=_opt_str(item.get("idempotency_pk")),
             deadline=None if item.get("deadline") is None else float(item["deadline"]),
+            llm={name: item[name] for name in LLM_TOTALS if name in item},
         )
+
+    @property
+    def llm_tokens(self) -> int:
+        return int(self.llm.get("llm_input_tokens", 0)) + int(self.llm.get("llm_output_tokens", 0))
+
+    @property
+    def llm_cost_usd(self) -> float:
+        return float(self.llm.get("llm_cost_usd", 0.0))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class NodeRecord:
     retry_at: int = 0  # epoch milliseconds: a retry waiting for its backoff may not be claimed before
     deferrals: int = 0  # runs that ended in a DeferredRun: claims that were not attempts
     attempt_log: tuple[Mapping[str, Any], ...] = ()  # one entry per finished attempt: number, error, when
+    stats: Mapping[str, Any] = field(default_factory=dict)  # its LLM usage (agentflow.llm.usage), saved with outputs
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -117,6 +129,7 @@ class NodeRecord:
             retry_at=int(item.get("retry_at", 0)),
             deferrals=int(item.get("deferrals", 0)),
             attempt_log=tuple(item.get("attempt_log") or ()),
+            stats=dict(item.get("stats") or {}),
         )
 
 

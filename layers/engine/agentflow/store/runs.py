@@ -3,6 +3,7 @@ its costs (the STATS item), the sweeper's queries and repairs, and retention."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -132,11 +133,21 @@ class RunItems(Table):
         return [NodeRecord.from_item(i) for i in items]
 
     def save_node_result(
-        self, execution_id: str, node_id: str, seq: int, attempt: int, outputs_json: str, error: str | None
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        outputs_json: str,
+        error: str | None,
+        stats: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record a block's outputs before they propagate, so a retry propagates them instead of re-running."""
+        """Record a block's outputs (and its LLM usage) before they propagate, so a retry propagates them instead
+        of re-running the block."""
         expr = Expr()
         sets = [f"{expr.n('outputs')} = {expr.v(outputs_json)}", f"{expr.n('error')} = {expr.v(error)}"]
+        if stats:
+            sets.append(f"{expr.n('stats')} = {expr.v(dict(stats))}")
         params = {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),

@@ -23,6 +23,14 @@ from agentflow.statuses import (
 from agentflow.store.dynamo import Expr, Table, Transition, serialize, update_expression
 from agentflow.store.records import ExecutionRecord, NodeRecord
 
+# (run total on META, node usage field): what finishing a node adds to its run
+LLM_USAGE_FIELDS = (
+    ("llm_calls", "llm_calls"),
+    ("llm_input_tokens", "input_tokens"),
+    ("llm_output_tokens", "output_tokens"),
+    ("llm_cost_usd", "cost_usd"),
+)
+
 
 class QueueOutcome(StrEnum):
     QUEUED = "queued"  # this caller moved the slot INCOMPLETE -> QUEUED and counted it in
@@ -282,9 +290,11 @@ class StatusWrites(Table):
         unhandled_error: str | None = None,
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
-        keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish."""
+        keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
+        node's LLM usage is added to the run's totals in the same write (so it is counted exactly once)."""
         expr = Expr()
         node_sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
         if attempt_entry is not None:
@@ -308,6 +318,10 @@ class StatusWrites(Table):
         ex = Expr()
         adds = [f"{ex.n('pending')} {ex.v(-1)}"]
         sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
+        if llm_usage:
+            for total, field in LLM_USAGE_FIELDS:
+                if llm_usage.get(field):
+                    adds.append(f"{ex.n(total)} {ex.v(llm_usage[field])}")
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
             sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
