@@ -65,7 +65,7 @@ class Graph(BaseModel):
     node_execution_limit: int = DEFAULT_NODE_EXECUTION_LIMIT
     retry_policy: dict[str, Any] | None = None  # every node's, unless its metadata sets its own (README, Retries)
     timeout_seconds: float | None = None  # a run still going after this long fails (None: no limit)
-    budget: dict[str, Any] | None = None  # LLM tokens and/or US dollars per run (README, "Costs and budgets")
+    budget: Any = None  # LLM tokens and/or US dollars per run (README, "Costs and budgets"); checked by Budget
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

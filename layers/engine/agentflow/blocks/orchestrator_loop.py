@@ -65,6 +65,8 @@ class Turn:
         messages = list(history)
         last = ""
         for attempt in range(attempts):
+            if attempt:
+                runtime_of(self.context).usage.llm_retries += 1
             result = llm_call(
                 self.context,
                 self.context.credentials.get("credentials"),
@@ -82,7 +84,6 @@ class Turn:
                 if tool is not None:
                     checked.append((call, tool, arguments))
             if not problems:
-                runtime_of(self.context).usage.llm_retries += attempt
                 return result, checked
             last = "\n".join(problems)
             # the invalid calls go back as text: calls without results are not a valid history for the providers

@@ -91,6 +91,10 @@ class NodeRunning(Propagation):
             usage, fails_run = node_usage(node, run), run.fails_run
             if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error, usage):
                 return NodeRunOutcome.LOST_LEASE
+        if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
+            # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
+            self._fail_run(store, execution_id, over)
+            return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
         try:
             propagated = self._propagate(store, execution_id, graph, node_id, seq, outputs)
         except ItemTooLarge as exc:
@@ -98,32 +102,28 @@ class NodeRunning(Propagation):
             error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
             propagated = True
         if not propagated:
-            return self._finish_terminated(store, execution_id, node_id, seq, attempt)
+            return self._finish_terminated(store, execution_id, node, attempt, usage)
         outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
-        if outcome is not NodeRunOutcome.LOST_LEASE:
-            self._check_budget(store, execution_id, graph, usage, error if fails_run else None)
+        if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
+            self._check_budget(store, execution_id, graph)
         return outcome
 
-    def _check_budget(
-        self,
-        store: RunStatePort,
-        execution_id: str,
-        graph: ValidGraph,
-        usage: dict[str, Any] | None,
-        refused: str | None,
-    ) -> None:
-        """A run over its budget (README, "Costs and budgets") fails now, whatever else is still going: after a
-        node refused an LLM call for it, or once the finished node's usage took the run's totals past it."""
-        budget = graph.budget
-        if budget is None or (not usage and refused is None):
-            return
-        reason = refused
-        if reason is None:
-            execution = store.get_execution(execution_id)  # the totals as of this node's finish
-            if execution is None:
-                return
-            reason = budget.overrun(execution.llm_tokens, execution.llm_cost_usd)
-        if reason is not None:
+    @staticmethod
+    def _over_budget(
+        execution: ExecutionRecord, graph: ValidGraph, usage: dict[str, Any] | None, refused: str | None
+    ) -> str | None:
+        """Why the run is past its budget (README, "Costs and budgets") with this node's usage: a call it refused,
+        or the run's totals as this node found them plus its own. None within the budget."""
+        if refused is not None or graph.budget is None or not usage:
+            return refused
+        tokens = execution.llm_tokens + int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        return graph.budget.overrun(tokens, execution.llm_cost_usd + float(usage.get("cost_usd", 0.0)))
+
+    def _check_budget(self, store: RunStatePort, execution_id: str, graph: ValidGraph) -> None:
+        """After nodes that ran at the same time finished: their usage together may take the run past its budget."""
+        execution = store.get_execution(execution_id)  # the totals as of this node's finish
+        assert graph.budget is not None
+        if execution is not None and (reason := graph.budget.overrun(execution.llm_tokens, execution.llm_cost_usd)):
             self._fail_run(store, execution_id, reason)
 
     def _not_claimed(
@@ -306,17 +306,20 @@ class NodeRunning(Propagation):
             unhandled_error=unhandled,
             recorded_output=recorded,
             attempt_entry=entry,
-            llm_usage=usage,
+            llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
         ):
             return NodeRunOutcome.LOST_LEASE
         self._maybe_finalize(store, execution_id)
         return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
 
     def _finish_terminated(
-        self, store: RunStatePort, execution_id: str, node_id: str, seq: int, attempt: int
+        self, store: RunStatePort, execution_id: str, node: NodeRecord, attempt: int, usage: dict[str, Any] | None
     ) -> NodeRunOutcome:
-        """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume."""
-        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED):
+        """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume. Its LLM
+        usage counts now (a stopped run may never resume), and only now."""
+        node_id, seq = node.node_id, node.seq
+        counted = None if node.usage_counted else usage
+        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED, llm_usage=counted):
             return NodeRunOutcome.LOST_LEASE
         self._requeue_if_resumed(store, execution_id, node_id, seq)
         return NodeRunOutcome.TERMINATED

@@ -70,11 +70,12 @@ class Propagation(Lifecycle):
             if replay and slot.status is N.QUEUED:  # the first publish may have been lost
                 hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
             return True
-        data = self._slot_inputs(hop, node_id, slot)
-        if data is None:
+        ready = self._slot_inputs(hop, node_id, slot)
+        if ready is None:
             return True  # still waiting for a value that only a later delivery brings
+        data, skipped = ready
         delivered = [pin for pin in hop.graph.linked_pins[node_id] if pin in slot.delivered]
-        result = hop.store.queue_slot(hop.execution_id, node_id, seq, dumps(data), delivered)
+        result = hop.store.queue_slot(hop.execution_id, node_id, seq, dumps(data), delivered, skipped)
         if result.outcome is QueueOutcome.QUEUED:
             hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
             return True
@@ -90,20 +91,22 @@ class Propagation(Lifecycle):
         return False
 
     @staticmethod
-    def _slot_inputs(hop: Hop, node_id: str, slot: NodeRecord) -> dict[str, Any] | None:
-        """The slot's inputs (defaults < static values < its own values), or None while a linked pin lacks one."""
+    def _slot_inputs(hop: Hop, node_id: str, slot: NodeRecord) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The slot's inputs (defaults < static values < its own values) and the linked pins it runs without, or
+        None while a linked pin lacks a value."""
         graph = hop.graph
         linked = graph.linked_pins[node_id]
         own = {pin: json.loads(value) for pin, value in slot.delivered.items() if pin in linked}
         missing = frozenset(linked - own.keys())
+        skipped: frozenset[str] = frozenset()
         if awaited := missing - graph.static_pins[node_id]:  # the Orchestrator may run without its loop pins
             if graph.block(node_id).waits_for(awaited, own):
                 return None
-            missing -= awaited
+            missing, skipped = missing - awaited, awaited
         if missing:
             statics = hop.store.get_pins(hop.execution_id, node_id).statics
             for pin in missing:
                 if pin not in statics:
                     return None
                 own[pin] = json.loads(statics[pin])
-        return {**graph.nodes[node_id].input_default, **own}
+        return {**graph.nodes[node_id].input_default, **own}, skipped

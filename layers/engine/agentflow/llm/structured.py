@@ -15,7 +15,7 @@ from typing import Any
 from agentflow.blocks.sdk import BlockContext, BlockError
 from agentflow.llm.call import estimate_tokens, llm_call, runtime_of
 from agentflow.llm.failures import ProviderError
-from agentflow.llm.models import ModelInfo, max_output_tokens, resolve_model, unknown_model_message
+from agentflow.llm.models import ModelInfo, effective_max_tokens, resolve_model, unknown_model_message
 from agentflow.llm.types import Message
 
 CONTEXT_SHRINK = 0.85  # AutoGPT's: the output-token allowance after a "context too long" answer
@@ -173,6 +173,9 @@ def structured_response(context: BlockContext, call: StructuredCall) -> tuple[An
     max_tokens = call.max_tokens
     feedback = ""
     for attempt in range(call.retry):
+        sent = effective_max_tokens(call.model, max_tokens, estimate_tokens(messages))  # what llm_call will ask
+        if attempt:
+            usage.llm_retries += 1
         try:
             result = llm_call(
                 context,
@@ -186,12 +189,11 @@ def structured_response(context: BlockContext, call: StructuredCall) -> tuple[An
         except ProviderError as exc:
             if not exc.context_too_long or attempt + 1 >= call.retry:
                 raise
-            max_tokens = max(1, int(CONTEXT_SHRINK * (max_tokens or max_output_tokens(call.model))))
+            max_tokens = max(1, int(CONTEXT_SHRINK * sent))  # of what was sent: the model's caps apply first
             feedback = str(exc)
             continue
         text = result.text
         if not call.expected_format:
-            usage.llm_retries += attempt
             return {"response": text}, messages
         pure = call.force_json_output
         try:
@@ -203,7 +205,6 @@ def structured_response(context: BlockContext, call: StructuredCall) -> tuple[An
             continue
         response, problems = _format_problems(parsed, call.expected_format, call.list_result, pure)
         if not problems:
-            usage.llm_retries += attempt
             return response, messages
         feedback = problems
         what = "array" if call.list_result else "object"

@@ -22,7 +22,7 @@ class LlmUsage:
     """One node execution's LLM use. `model` is the last model called (None: no call)."""
 
     llm_calls: int = 0
-    llm_retries: int = 0  # calls repeated because an answer did not parse or match the expected format
+    llm_retries: int = 0  # calls repeated within the node execution: an unusable answer, a prompt too long
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0

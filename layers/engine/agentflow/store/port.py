@@ -85,6 +85,7 @@ class RunStatePort(Protocol):
         seq: int,
         inputs_json: str,
         delivered_pins: Iterable[str],
+        skipped_pins: Iterable[str] = (),
     ) -> QueueResult: ...
 
     def save_node_result(

@@ -97,6 +97,7 @@ class NodeRecord:
     deferrals: int = 0  # runs that ended in a DeferredRun: claims that were not attempts
     attempt_log: tuple[Mapping[str, Any], ...] = ()  # one entry per finished attempt: number, error, when
     stats: Mapping[str, Any] = field(default_factory=dict)  # its LLM usage (agentflow.llm.usage), saved with outputs
+    usage_counted: bool = False  # its usage is in the run's totals already (it was stopped after its block ran)
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -130,6 +131,7 @@ class NodeRecord:
             deferrals=int(item.get("deferrals", 0)),
             attempt_log=tuple(item.get("attempt_log") or ()),
             stats=dict(item.get("stats") or {}),
+            usage_counted=bool(item.get("usage_counted", False)),
         )
 
 

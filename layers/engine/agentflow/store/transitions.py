@@ -239,9 +239,12 @@ class StatusWrites(Table):
         seq: int,
         inputs_json: str,
         delivered_pins: Iterable[str],
+        skipped_pins: Iterable[str] = (),
     ) -> QueueResult:
         """INCOMPLETE -> QUEUED for a slot whose inputs are complete, counted into `pending` and `node_count`
-        in the same transaction, only while the execution is RUNNING and under its node-execution limit."""
+        in the same transaction, only while the execution is RUNNING and under its node-execution limit.
+        `skipped_pins` are linked pins the slot runs without (the Orchestrator's loop pins): the same write moves
+        their FIFO counters past this slot, so their next values fill the next slot, not this one."""
         expr = Expr()
         removes = [expr.n(keys.PIN_VALUE + pin) for pin in delivered_pins] + [expr.n("filled")]
         node_update = self._status_update(
@@ -268,9 +271,15 @@ class StatusWrites(Table):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             **ex.params(),
         }
-        failed = self._transact([{"Update": node_update}, {"Update": exec_update}])
+        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
+        skipped = sorted(set(skipped_pins))
+        if skipped:
+            actions.append({"Update": self._skip_counters(execution_id, node_id, seq, skipped)})
+        failed = self._transact(actions)
         if failed is None:
             return QueueResult(QueueOutcome.QUEUED)
+        if len(failed) > 2 and failed[2] is not None:  # a value reached a skipped pin meanwhile: its delivery queues
+            return QueueResult(QueueOutcome.ALREADY)
         node_now, exec_item = failed[0], failed[1] if len(failed) > 1 else None
         if node_now is not None:
             return QueueResult(QueueOutcome.ALREADY, node=NodeRecord.from_item(node_now))
@@ -278,6 +287,22 @@ class StatusWrites(Table):
         if exec_now is not None and exec_now.status is not ExecutionStatus.RUNNING:
             return QueueResult(QueueOutcome.BLOCKED, execution=exec_now)
         return QueueResult(QueueOutcome.LIMIT, execution=exec_now)
+
+    def _skip_counters(self, execution_id: str, node_id: str, seq: int, pins: list[str]) -> dict[str, Any]:
+        expr = Expr()
+        sets, conditions = [], []
+        for pin in pins:
+            counter = expr.n(keys.COUNTER + pin)
+            sets.append(f"{counter} = {expr.v(seq + 1)}")
+            conditions.append(f"(attribute_not_exists({counter}) OR {counter} <= {expr.v(seq)})")
+        return {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.pins_sk(node_id)),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": " AND ".join(conditions),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **expr.params(),
+        }
 
     def finish_node(
         self,
@@ -297,6 +322,8 @@ class StatusWrites(Table):
         node's LLM usage is added to the run's totals in the same write (so it is counted exactly once)."""
         expr = Expr()
         node_sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
+        if target is NodeStatus.TERMINATED and llm_usage:
+            node_sets.append(f"{expr.n('usage_counted')} = {expr.v(True)}")  # so its later finish adds it no more
         if attempt_entry is not None:
             node_sets.append(
                 f"{expr.n('attempt_log')} = list_append(if_not_exists({expr.n('attempt_log')}, {expr.v([])}), "
@@ -313,15 +340,21 @@ class StatusWrites(Table):
             removes=[expr.n("lease_until")],
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
-        if target is NodeStatus.TERMINATED:
-            return self._conditional_update(node_update).won
         ex = Expr()
-        adds = [f"{ex.n('pending')} {ex.v(-1)}"]
+        usage = llm_usage or {}
+        usage_adds = [f"{ex.n(total)} {ex.v(usage[name])}" for total, name in LLM_USAGE_FIELDS if usage.get(name)]
+        if target is NodeStatus.TERMINATED:  # stays counted in `pending` for resume
+            if not usage_adds:
+                return self._conditional_update(node_update).won
+            usage_update = {
+                "TableName": self.table,
+                "Key": self._key(keys.execution_pk(execution_id), keys.META),
+                "UpdateExpression": "ADD " + ", ".join(usage_adds),
+                **ex.params(),
+            }
+            return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
+        adds = [f"{ex.n('pending')} {ex.v(-1)}", *usage_adds]
         sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
-        if llm_usage:
-            for total, field in LLM_USAGE_FIELDS:
-                if llm_usage.get(field):
-                    adds.append(f"{ex.n(total)} {ex.v(llm_usage[field])}")
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
             sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
