@@ -141,12 +141,13 @@ def test_trigger_graphs_are_refused_by_run(agentflow_run: Run) -> None:
     assert "starts only from its webhook" in result.stderr
 
 
-def test_an_export_with_sub_graphs_runs_up_to_its_sub_agent(agentflow_run: Run) -> None:
+def test_an_export_with_sub_graphs_runs_its_sub_agent(agentflow_run: Run) -> None:
     export = graphs.sub_graph_export("pre-export-id", 4, [graphs.doubler("sub-1", 4)])
     done = agentflow_run(export, "--input", "x=3")
-    assert done.code == 1, done.stderr  # imported and started: the sub-agent itself is not available yet
+    assert done.code == 0, done.stderr
+    assert done.report["outputs"] == {"result": [6.0]}
     call = next(n for n in done.report["nodes"] if n["node_id"] == "call")
-    assert call["status"] == "FAILED" and "not available yet" in call["error"]
+    assert call["status"] == "COMPLETED" and call["child_execution_id"]
     assert call["inputs"]["graph_version"] == 1 and call["inputs"]["graph_id"] != "pre-export-id"
     refused = agentflow_run(graphs.sub_graph_export("nowhere", 9, []), "--input", "x=3")
     assert refused.code == 2 and "neither in the export's sub_graphs nor yours" in refused.stderr

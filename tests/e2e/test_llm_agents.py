@@ -520,7 +520,7 @@ def test_without_any_key_the_run_fails_saying_how_to_add_one(
     assert report["status"] == "FAILED", report
     assert report["outputs"] == {"answer": []}
     for error in (report["error"], executions_of(report, "gen")[0]["error"]):
-        assert "agentflow credentials add --provider openai" in error, error
+        assert "agentflow credentials add --user <you> --provider openai" in error, error
         assert "OPENAI_API_KEY" in error, error
     (gen,) = executions_of(report, "gen")
     assert gen["status"] == "FAILED" and gen["stats"]["llm_calls"] == 0, gen

@@ -518,12 +518,15 @@ def test_a_node_that_misstates_the_stored_provider_or_type(vault: CredentialVaul
     assert "type/provider mismatch" in message and "api_key of jira" in message
 
 
-def test_a_system_id_is_known_only_when_the_platform_has_its_key(vault: CredentialVault, env: dict[str, str]) -> None:
+def test_a_system_id_is_known_at_start_and_needs_its_key_to_run(vault: CredentialVault, env: dict[str, str]) -> None:
+    # Deployed, the start check runs where no platform key is (ApiFunction): the key is needed when the node runs.
     system = {"id": OPENAI_SYSTEM_ID, "provider": "openai", "type": "api_key"}
-    assert problems_of(vault, "alice", LlmLikeBlock, {"credentials": system}) == [
-        ("credentials", f"unknown credentials #{OPENAI_SYSTEM_ID}")
-    ]
+    assert problems_of(vault, "alice", LlmLikeBlock, {"credentials": system}) == []
+    with pytest.raises(BlockError, match="have no key in this deployment: set OPENAI_API_KEY"):
+        vault.resolve_node("alice", LlmLikeBlock, {"credentials": system})
     env["OPENAI_API_KEY"] = "sk-platform"
+    resolved = vault.resolve_node("alice", LlmLikeBlock, {"credentials": system})["credentials"]
+    assert resolved.secrets() == ["sk-platform"]
     assert problems_of(vault, "alice", LlmLikeBlock, {"credentials": system}) == []
     [(_, message)] = problems_of(vault, "alice", LlmLikeBlock, {"credentials": {**system, "provider": "anthropic"}})
     assert "type/provider mismatch" in message
@@ -590,7 +593,7 @@ def test_resolve_fails_naming_the_pin_when_a_credential_is_gone(vault: Credentia
     vault.delete("alice", meta["id"])
     with pytest.raises(BlockError, match="are gone"):
         vault.resolve_node("alice", BasicAuthBlock, {"credentials": meta})
-    with pytest.raises(BlockError, match="are gone"):
+    with pytest.raises(BlockError, match="have no key in this deployment"):
         vault.resolve_node("alice", LlmLikeBlock, {"credentials": {"id": OPENAI_SYSTEM_ID}})  # no platform key
     assert vault.resolve_node("alice", OptionalKeyBlock, {"search_credentials": meta}) == {}  # optional: without
 

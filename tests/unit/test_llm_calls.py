@@ -545,7 +545,7 @@ def test_no_credentials_says_how_to_add_one(server: LlmServer, credentials: Any)
     with pytest.raises(BlockError) as caught:
         llm_call(ctx(), credentials, GPT_4O, HI)
     message = str(caught.value)
-    assert "agentflow credentials add --provider openai" in message
+    assert "agentflow credentials add --user <you> --provider openai" in message
     assert "OPENAI_API_KEY" in message and "gpt-4o" in message
     assert server.calls() == 0
 

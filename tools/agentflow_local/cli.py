@@ -41,6 +41,7 @@ NODE_KEYS = (
     "outputs",
     "error",
     "stats",
+    "child_execution_id",
 )
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
 

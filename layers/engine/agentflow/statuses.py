@@ -26,6 +26,7 @@ class NodeStatus(StrEnum):
     COMPLETED = "COMPLETED"
     TERMINATED = "TERMINATED"
     FAILED = "FAILED"
+    WAITING = "WAITING"  # a sub-agent node: its child run goes on, and no worker waits for it
 
 
 E = ExecutionStatus
@@ -42,10 +43,12 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 
 # RUNNING -> RUNNING is the takeover of an expired lease; the store adds the lease guard to that source.
 # RUNNING -> QUEUED is a retry: the attempt failed transiently and waits for its backoff (`schedule_retry`).
+# RUNNING -> WAITING: a sub-agent node started its child run (`wait_for_child`); the child's end wakes it.
 NODE_TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
     N.INCOMPLETE: frozenset({N.QUEUED, N.TERMINATED}),
     N.QUEUED: frozenset({N.RUNNING, N.TERMINATED}),
-    N.RUNNING: frozenset({N.RUNNING, N.QUEUED, N.COMPLETED, N.FAILED, N.TERMINATED}),
+    N.RUNNING: frozenset({N.RUNNING, N.QUEUED, N.WAITING, N.COMPLETED, N.FAILED, N.TERMINATED}),
+    N.WAITING: frozenset({N.QUEUED, N.TERMINATED}),  # its child ended (the wake), or its run was stopped
     N.TERMINATED: frozenset({N.QUEUED}),  # resume
     N.COMPLETED: frozenset(),
     N.FAILED: frozenset(),

@@ -149,6 +149,7 @@ class NodeExecutionOut(BaseModel):
     outputs: dict[str, list[Any]]
     error: str | None
     stats: NodeStats = Field(default_factory=NodeStats)
+    child_execution_id: str | None = Field(default=None, description="a sub-agent node: the run it started")
     queued_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -167,6 +168,9 @@ class ExecutionOut(BaseModel):
     inputs: Any
     outputs: dict[str, list[Any]]
     error: str | None
+    parent_execution_id: str | None = Field(default=None, description="a sub-agent run: the run that started it")
+    parent_node_id: str | None = None
+    depth: int = Field(default=0, description="sub-agent levels below its top run")
     created_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None

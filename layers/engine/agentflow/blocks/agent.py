@@ -1,7 +1,7 @@
 """AgentExecutorBlock (README, "Sub-graphs"): a node that runs another graph of the user as a sub-agent. Its pins
 are the called graph's: links feed the names of `input_schema.properties` and leave from those of
-`output_schema.properties`. Exports that use it import and validate today; running a sub-agent comes with the
-sub-agents work (docs/architecture.md, "Sub-graphs"), and until then such a node fails saying so."""
+`output_schema.properties`. The engine runs its nodes itself (agentflow.executor.subagents): it starts the child
+run and waits for it with no worker waiting; `run` is never called for a node of a graph."""
 
 from __future__ import annotations
 
@@ -15,10 +15,7 @@ from agentflow.blocks.sdk import Block, BlockCategory, BlockContext, BlockError,
 __all__ = ["AGENT_EXECUTOR_ID", "AgentExecutorBlock", "schema_names"]
 
 AGENT_EXECUTOR_ID = "e189baac-8c20-45a1-94a7-55177ea42565"
-NOT_YET = (
-    "AgentExecutorBlock (running a sub-agent) is not available yet: the graph imports and validates, "
-    "but its runs stop here"
-)
+NOT_YET = "AgentExecutorBlock runs only as a node of a graph: the engine starts its sub-agent run"
 
 
 def schema_names(schema: Any) -> frozenset[str]:
@@ -52,7 +49,7 @@ class AgentExecutorBlock(Block):
 
     @classmethod
     def node_output_names(cls, input_default: Mapping[str, Any]) -> frozenset[str]:
-        return schema_names(input_default.get("output_schema"))
+        return schema_names(input_default.get("output_schema")) | {"error"}  # a failed child run's error
 
     def run(self, input_data: Input, context: BlockContext) -> Iterator[tuple[str, Any]]:
         raise BlockError(NOT_YET)
@@ -69,8 +66,8 @@ class AgentExecutorBlock(Block):
                 "output_schema": {},
             },
             [],
-            "not available yet",
-            error="not available yet",
+            "outside a graph: the engine runs its nodes",
+            error="runs only as a node of a graph",
         ),
         BlockTestCase({"graph_id": "g"}, [], "user_id is required", error="missing required input 'user_id'"),
         BlockTestCase(

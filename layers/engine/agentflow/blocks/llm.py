@@ -199,7 +199,7 @@ class AITextGeneratorBlock(LlmBlock):
             {"prompt": "x"},
             [],
             "no key anywhere: says how to add one",
-            error="agentflow credentials add --provider openai",
+            error="agentflow credentials add --user <you> --provider openai",
             mocks=NO_KEY,
         ),
     )

@@ -13,7 +13,7 @@ from agentflow.blocks.execution import execute_block
 from agentflow.blocks.sdk import BlockContext, BlockError
 from agentflow.llm.call import llm_call, runtime_of
 from agentflow.llm.models import ModelInfo
-from agentflow.llm.structured import fill, model_of
+from agentflow.llm.structured import compress, fill, model_of
 from agentflow.llm.tools import Tool, build_tools, pending_calls, tool_result_message
 from agentflow.llm.types import ChatResult, Message, ToolCall
 
@@ -101,13 +101,15 @@ def _history(data: Any) -> list[Message]:
     return history
 
 
-def _objective(data: Any, history: list[Message]) -> list[Message]:
+def _objective(data: Any, history: list[Message], model: ModelInfo) -> list[Message]:
     sys_prompt = fill(data.sys_prompt, data.prompt_values)
     prompt = fill(data.prompt, data.prompt_values)
     if sys_prompt and not _has_prefixed(history, "system"):
         history.append({"role": "system", "content": MAIN_OBJECTIVE + sys_prompt})
     if prompt and not _has_prefixed(history, "user"):
         history.append({"role": "user", "content": MAIN_OBJECTIVE + prompt})
+    if data.conversation_compaction:  # AutoGPT's compress_prompt_to_fit: toward half the context window
+        history = compress(history, model.context_window // 2)
     return history
 
 
@@ -132,7 +134,7 @@ def run_orchestrator(data: Any, context: BlockContext) -> Iterator[tuple[str, An
             return
     elif output:
         history.append({"role": "user", "content": f"Last tool output: {json.dumps(output, default=str)}"})
-    history = _objective(data, history)
+    history = _objective(data, history, model)
     result, calls = Turn(data, context, model, tools).ask(history)
     if not calls:
         yield "finished", result.text
@@ -175,7 +177,7 @@ def _run_tool(context: BlockContext, tool: Tool, arguments: Mapping[str, Any]) -
 
 def _agent_mode(data: Any, context: BlockContext, model: ModelInfo, tools: list[Tool]) -> Iterator[tuple[str, Any]]:
     limit = data.agent_mode_max_iterations
-    history = _objective(data, _history(data))
+    history = _objective(data, _history(data), model)
     turn = Turn(data, context, model, tools)
     iteration = 0
     while limit < 0 or iteration < limit:

@@ -136,9 +136,8 @@ class CredentialVault:
     ) -> tuple[str, str] | None:
         """(provider, type) of a credential the user may name: their own, or an available platform one."""
         if credential_id not in cache:
-            if credential_id in BY_ID:
-                platform = platform_credentials(credential_id, self.env)
-                cache[credential_id] = None if platform is None else (platform.provider, platform.type.value)
+            if credential_id in BY_ID:  # known even where its key is not set (the API's functions hold none)
+                cache[credential_id] = (BY_ID[credential_id].provider, CredentialType.API_KEY.value)
             else:
                 found = self.store.get_credential(user_id, credential_id)
                 cache[credential_id] = None if found is None else (found.meta.provider, found.meta.type)
@@ -192,6 +191,12 @@ class CredentialVault:
         credential_id = str(credential_id)
         if credential_id in BY_ID:
             found: Credentials | None = platform_credentials(credential_id, self.env)
+            if found is None:
+                variable = BY_ID[credential_id].env
+                raise BlockError(
+                    f"input {spec.pin!r}: the platform credentials #{credential_id} ({BY_ID[credential_id].title}) "
+                    f"have no key in this deployment: set {variable}, or name a credential of your own"
+                )
         else:
             sealed = self.store.get_credential(user_id, credential_id)
             try:

@@ -33,6 +33,7 @@ class NodeRunOutcome(StrEnum):
     DUPLICATE = "duplicate"  # another delivery holds or finished this node execution
     LOST_LEASE = "lost_lease"  # the lease expired and another worker took over
     MISSING = "missing"  # no such execution or node execution
+    WAITING = "waiting"  # a sub-agent node started (or resumed) its child run; the child's end wakes it
 
 
 class GraphNotFound(NotFound):
@@ -48,6 +49,7 @@ class SweepReport:
     finalized: int = 0  # runs whose pending count reached 0 without anyone finalizing them
     repaired: int = 0  # pending counts that disagreed with the node items
     retired: int = 0  # finished runs whose items were given their expiry (retention) by the sweep
+    woken: int = 0  # sub-agent nodes whose child ended without waking them
 
 
 @dataclass(frozen=True)

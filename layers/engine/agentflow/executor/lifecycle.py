@@ -53,6 +53,9 @@ class Lifecycle(EngineBase):
         if not ended.won or ended.item is None:
             return
         self._publish(store, [self._status_event(ended)])
+        self._wake_parent(store, ended.item)
+        if ended.item.status is E.FAILED:
+            self._stop_children(store, ended.item.execution_id)
         if self._retains:
             try:
                 self._retire(store, ended.item)
@@ -71,7 +74,15 @@ class Lifecycle(EngineBase):
             stopped = unit.store.transition_execution(execution_id, E.TERMINATED)
             if stopped.won:
                 self._publish(unit.store, [self._status_event(stopped)])
+                self._stop_children(unit.store, execution_id)
             return stopped
+
+    # sub-agents (agentflow.executor.subagents)
+    def _wake_parent(self, store: RunStatePort, child: ExecutionRecord) -> None:
+        """A run ended: if a sub-agent node waits for it, that node carries on."""
+
+    def _stop_children(self, store: RunStatePort, execution_id: str) -> None:
+        """A run stopped or failed: the child runs its nodes wait for stop too."""
 
     def resume(self, execution_id: str) -> Transition[ExecutionRecord]:
         """TERMINATED -> RUNNING, then re-queue every TERMINATED node and re-publish every QUEUED one."""

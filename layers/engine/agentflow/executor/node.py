@@ -8,18 +8,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from agentflow.blocks.execution import ERROR_PIN, BlockRun
 from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
 from agentflow.clock import iso_at
 from agentflow.credentials.models import credential_fields
+from agentflow.executor.accounting import Accounting, node_usage
 from agentflow.executor.attempts import run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
-from agentflow.executor.propagation import Propagation
 from agentflow.graph import ValidGraph
-from agentflow.llm.runtime import LlmRuntime
-from agentflow.llm.usage import LlmUsage
 from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
@@ -31,7 +30,18 @@ N = NodeStatus
 SAVE_MARGIN_SECONDS = 10.0  # of a worker's lease, kept to save and propagate a block's result after it runs
 
 
-class NodeRunning(Propagation):
+@dataclass(frozen=True)
+class NodeResult:
+    """How a node execution ends: its outputs (the last pair is the error's when it failed), its LLM usage, and
+    whether its failure ends the run whatever its error pin says (a used-up budget)."""
+
+    outputs: list[Any]
+    error: str | None
+    usage: dict[str, Any] | None = None
+    fails_run: bool = False
+
+
+class NodeRunning(Accounting):
     def run_node(
         self,
         execution_id: str,
@@ -68,7 +78,6 @@ class NodeRunning(Propagation):
             return self._not_claimed(store, execution_id, claim.item, expected_attempt)
         node = claim.item
         assert node is not None
-        attempt = node.attempts
         try:
             graph = self.load_graph(execution.user_id, execution.graph_id, execution.graph_version, store)
         except GraphNotFound as exc:  # cannot happen through the API (versions outlive their graph); never hang
@@ -76,27 +85,56 @@ class NodeRunning(Propagation):
             self._fail_run(store, execution_id, str(exc))
             return NodeRunOutcome.FAILED
         policy = graph.retry_policy(node_id, self.settings.retry_policy)
-        fails_run = False
+        result = self._result(store, execution, graph, node, policy, lease)
+        if isinstance(result, NodeRunOutcome):
+            return result
+        return self._conclude(store, execution, graph, node, result)
+
+    def _result(
+        self,
+        store: RunStatePort,
+        execution: ExecutionRecord,
+        graph: ValidGraph,
+        node: NodeRecord,
+        policy: ResolvedPolicy,
+        lease: float,
+    ) -> NodeResult | NodeRunOutcome:
+        """What the claimed node execution ends with, saved before it propagates; or, when it does not end now,
+        why (a retry, a deferral, a sub-agent to wait for, a lost lease)."""
         if node.outputs is not None:  # an earlier attempt ran the block and died before finishing: don't rerun
-            outputs: list[Any] = [tuple(pair) for pair in json.loads(node.outputs)]
-            error: str | None = node.error
-            usage: dict[str, Any] | None = dict(node.stats) or None
+            outputs = [tuple(pair) for pair in json.loads(node.outputs)]
+            return NodeResult(outputs, node.error, dict(node.stats) or None)
+        attempt = node.attempts
+        if graph.block(node.node_id).block_type is BlockType.AGENT:
+            agent_run = self._agent_run(store, execution, graph, node)
+            if agent_run is None:
+                return NodeRunOutcome.WAITING
+            run = agent_run
         else:
             run = self._run_block(store, execution, graph, node, policy, lease)
-            if run.deferred_seconds is not None and self.retry_queue is not None:
-                return self._retry_later(store, execution_id, node, policy, run)
-            if run.retryable and attempt - node.deferrals < policy.max_attempts and self.retry_queue is not None:
-                return self._retry_later(store, execution_id, node, policy, run)
-            outputs, error = self._final_result(run, attempt - node.deferrals, policy)
-            usage, fails_run = node_usage(node, run), run.fails_run
-            if not store.save_node_result(execution_id, node_id, seq, attempt, dumps(outputs), error, usage):
-                return NodeRunOutcome.LOST_LEASE
+        if run.deferred_seconds is not None and self.retry_queue is not None:
+            return self._retry_later(store, execution.execution_id, node, policy, run)
+        if run.retryable and attempt - node.deferrals < policy.max_attempts and self.retry_queue is not None:
+            return self._retry_later(store, execution.execution_id, node, policy, run)
+        outputs, error = self._final_result(run, attempt - node.deferrals, policy)
+        result = NodeResult(outputs, error, node_usage(node, run), run.fails_run)
+        saved = store.save_node_result(
+            execution.execution_id, node.node_id, node.seq, attempt, dumps(outputs), error, result.usage
+        )
+        return result if saved else NodeRunOutcome.LOST_LEASE
+
+    def _conclude(
+        self, store: RunStatePort, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord, result: NodeResult
+    ) -> NodeRunOutcome:
+        """Propagate the result, then finish the node (and maybe the run)."""
+        execution_id, attempt = execution.execution_id, node.attempts
+        error, usage, fails_run = result.error, result.usage, result.fails_run
         if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
             self._fail_run(store, execution_id, over)
             return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
         try:
-            propagated = self._propagate(store, execution_id, graph, node_id, seq, outputs)
+            propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs)
         except ItemTooLarge as exc:
             # e.g. a sink that received more values than one item can record: fail loudly, never silently
             error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
@@ -108,23 +146,11 @@ class NodeRunning(Propagation):
             self._check_budget(store, execution_id, graph)
         return outcome
 
-    @staticmethod
-    def _over_budget(
-        execution: ExecutionRecord, graph: ValidGraph, usage: dict[str, Any] | None, refused: str | None
-    ) -> str | None:
-        """Why the run is past its budget (README, "Costs and budgets") with this node's usage: a call it refused,
-        or the run's totals as this node found them plus its own. None within the budget."""
-        if refused is not None or graph.budget is None or not usage:
-            return refused
-        tokens = execution.llm_tokens + int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-        return graph.budget.overrun(tokens, execution.llm_cost_usd + float(usage.get("cost_usd", 0.0)))
-
-    def _check_budget(self, store: RunStatePort, execution_id: str, graph: ValidGraph) -> None:
-        """After nodes that ran at the same time finished: their usage together may take the run past its budget."""
-        execution = store.get_execution(execution_id)  # the totals as of this node's finish
-        assert graph.budget is not None
-        if execution is not None and (reason := graph.budget.overrun(execution.llm_tokens, execution.llm_cost_usd)):
-            self._fail_run(store, execution_id, reason)
+    def _agent_run(
+        self, store: RunStatePort, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord
+    ) -> BlockRun | None:
+        """A sub-agent node's run (agentflow.executor.subagents); None while it waits for its child."""
+        raise NotImplementedError
 
     def _not_claimed(
         self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None
@@ -225,16 +251,6 @@ class NodeRunning(Propagation):
             return BlockRun([(ERROR_PIN, error)], error)
         return run
 
-    def _llm_runtime(self, execution: ExecutionRecord, graph: ValidGraph, timeout: float) -> LlmRuntime:
-        """What an AI block's calls need: the settings, the run's budget and what the run used so far."""
-        return LlmRuntime(
-            settings=self.settings.llm,
-            budget=graph.budget,
-            spent_tokens=execution.llm_tokens,
-            spent_cost_usd=execution.llm_cost_usd,
-            timeout=timeout,
-        )
-
     def _credentials(self, user_id: str, block: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         if not credential_fields(block):
             return {}
@@ -323,12 +339,3 @@ class NodeRunning(Propagation):
             return NodeRunOutcome.LOST_LEASE
         self._requeue_if_resumed(store, execution_id, node_id, seq)
         return NodeRunOutcome.TERMINATED
-
-
-def node_usage(node: NodeRecord, run: BlockRun) -> dict[str, Any] | None:
-    """The node execution's LLM usage: its failed attempts' (logged with them) and this run's; None if none."""
-    total = LlmUsage()
-    for entry in node.attempt_log:
-        total.add(entry.get("llm") or {})
-    total.add(run.usage or {})
-    return None if total.is_empty() else total.to_dict()

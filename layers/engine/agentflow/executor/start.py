@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agentflow.blocks.sdk import BlockType
@@ -61,6 +62,16 @@ def _start_nodes(
     return nodes
 
 
+@dataclass(frozen=True)
+class ParentRef:
+    """Where a sub-agent run comes from: the run, node and slot that started it, and its depth below the top."""
+
+    execution_id: str
+    node_id: str
+    seq: int
+    depth: int
+
+
 class Starting(NodeRunning):
     def start_execution(
         self,
@@ -70,6 +81,7 @@ class Starting(NodeRunning):
         inputs: Mapping[str, Any],
         idempotency_key: str | None = None,
         trigger_payload: Mapping[str, Any] | None = None,
+        parent: ParentRef | None = None,
     ) -> StartResult:
         """Start a run. A graph with a trigger block starts only with `trigger_payload` (from its webhook)."""
         with self._unit() as unit:
@@ -90,6 +102,13 @@ class Starting(NodeRunning):
                 "graph_version": graph_version,
                 "node_limit": graph.node_execution_limit,
             }
+            if parent is not None:
+                execution.update(
+                    parent_execution_id=parent.execution_id,
+                    parent_node_id=parent.node_id,
+                    parent_seq=parent.seq,
+                    depth=parent.depth,
+                )
             if graph.graph.timeout_seconds is not None:
                 execution["deadline"] = store.clock() + graph.graph.timeout_seconds
             start_nodes = _start_nodes(graph, inputs, trigger_payload)

@@ -7,7 +7,7 @@ import logging
 
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import SweepReport, age_seconds
-from agentflow.executor.start import Starting
+from agentflow.executor.subagents import SubAgents
 from agentflow.retries import RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, NodeRecord, RunStatePort
@@ -16,10 +16,10 @@ logger = logging.getLogger(__name__)
 
 E = ExecutionStatus
 N = NodeStatus
-UNFINISHED = (N.QUEUED, N.RUNNING, N.TERMINATED)  # what `pending` counts
+UNFINISHED = (N.QUEUED, N.RUNNING, N.WAITING, N.TERMINATED)  # what `pending` counts
 
 
-class Sweeping(Starting):
+class Sweeping(SubAgents):
     def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
         """Move on every run that something left behind: a start that died before publishing, node events (or
         delayed retries) that were lost, runs past their graph's timeout_seconds, leases that expired (the claim
@@ -78,6 +78,7 @@ class Sweeping(Starting):
             return
         nodes = store.list_nodes(execution_id)
         lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
+        report.woken += self._sweep_waiting(store, nodes)
         if status is E.RUNNING:
             lost += self._requeue_left_behind(store, execution_id, nodes, stale_after, now)
         events = [OutboundEvent.node_queued(execution_id, n.node_id, n.seq) for n in lost]

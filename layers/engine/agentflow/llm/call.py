@@ -42,8 +42,8 @@ def missing_credentials_message(model: ModelInfo) -> str:
     variable = f" or set {platform.env} for the platform" if platform is not None and platform.env else ""
     return (
         f"no credentials for {model.provider.value} (model {model.name}): add one with `agentflow credentials add "
-        f"--provider {model.provider.value}` (or POST /credentials) and name it on the node's credentials "
-        f"input{variable}"
+        f"--user <you> --provider {model.provider.value}` (or POST /credentials) and name it on the node's "
+        f"credentials input{variable}"
     )
 
 

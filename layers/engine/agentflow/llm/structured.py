@@ -126,7 +126,7 @@ def _format_problems(parsed: Any, expected: Mapping[str, str], list_result: bool
     return parsed, "\n".join(problems)
 
 
-def _compress(messages: list[Message], limit_tokens: int) -> list[Message]:
+def compress(messages: list[Message], limit_tokens: int) -> list[Message]:
     """Cut the longest text contents in their middle until the prompt fits about `limit_tokens` (AutoGPT truncates
     toward half the context window; nothing is summarised)."""
     rounds = 0
@@ -158,7 +158,7 @@ def build_messages(call: StructuredCall, tag: str) -> list[Message]:
     if prompt:
         messages.append({"role": "user", "content": prompt})
     if call.compress_prompt_to_fit:
-        messages = _compress(messages, call.model.context_window // 2)
+        messages = compress(messages, call.model.context_window // 2)
     return messages
 
 

@@ -11,7 +11,7 @@ from agentflow.clock import Clock
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.deliveries import Delivery
 from agentflow.store.dynamo import Item, Meter, Transition
-from agentflow.store.records import ExecutionRecord, NodeRecord, PinsRecord
+from agentflow.store.records import ExecutionRecord, NodeRecord, PinsRecord, RecordedOutput
 from agentflow.store.transitions import QueueResult
 
 
@@ -127,6 +127,10 @@ class RunStatePort(Protocol):
     ) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...
+
+    def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool: ...
+
+    def list_outputs(self, execution_id: str) -> list[RecordedOutput]: ...
 
     def put_value(self, user_id: str, scoped_key: str, value_json: str, writer: str) -> None: ...
 

@@ -41,6 +41,10 @@ class ExecutionRecord:
     idempotency_pk: str | None = None  # the item of its Idempotency-Key, which expires with it
     deadline: float | None = None  # epoch seconds: the run fails if still going then (its graph's timeout_seconds)
     llm: Mapping[str, Any] = field(default_factory=dict)  # the run's LLM totals: llm_calls, llm_input_tokens, ...
+    parent_execution_id: str | None = None  # a sub-agent run: the run, node and slot that started it
+    parent_node_id: str | None = None
+    parent_seq: int = 0
+    depth: int = 0  # sub-agent levels below its top run
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -63,6 +67,10 @@ class ExecutionRecord:
             idempotency_pk=_opt_str(item.get("idempotency_pk")),
             deadline=None if item.get("deadline") is None else float(item["deadline"]),
             llm={name: item[name] for name in LLM_TOTALS if name in item},
+            parent_execution_id=_opt_str(item.get("parent_execution_id")),
+            parent_node_id=_opt_str(item.get("parent_node_id")),
+            parent_seq=int(item.get("parent_seq", 0)),
+            depth=int(item.get("depth", 0)),
         )
 
     @property
@@ -98,6 +106,7 @@ class NodeRecord:
     attempt_log: tuple[Mapping[str, Any], ...] = ()  # one entry per finished attempt: number, error, when
     stats: Mapping[str, Any] = field(default_factory=dict)  # its LLM usage (agentflow.llm.usage), saved with outputs
     usage_counted: bool = False  # its usage is in the run's totals already (it was stopped after its block ran)
+    child_execution_id: str | None = None  # a sub-agent node: the child run it started
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -132,6 +141,7 @@ class NodeRecord:
             attempt_log=tuple(item.get("attempt_log") or ()),
             stats=dict(item.get("stats") or {}),
             usage_counted=bool(item.get("usage_counted", False)),
+            child_execution_id=_opt_str(item.get("child_execution_id")),
         )
 
 

@@ -179,6 +179,14 @@ class RunItems(Table):
         )
         self.meter = Meter()
 
+    def list_outputs(self, execution_id: str) -> list[RecordedOutput]:
+        """The run's recorded graph outputs, in the order they were recorded."""
+        items = self._query(keys.execution_pk(execution_id), keys.OUTPUT_PREFIX)
+        return [
+            RecordedOutput(str(i["name"]), str(i["value"]), str(i["recorded_at"]), str(i["node_id"]), int(i["seq"]))
+            for i in sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
+        ]
+
     def load_run(self, execution_id: str) -> RunSnapshot | None:
         """Every item of one run (META, STATS, INPUTS, OUT#, NODE#) in one paginated query; None if no run."""
         by_kind: dict[str, list[Item]] = {}

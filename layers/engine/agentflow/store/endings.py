@@ -1,0 +1,156 @@
+"""How a node execution's attempt ends, each a conditional write only the holder of the attempt can make
+(docs/architecture.md, "The state machines"): finished (with `pending` - 1 and its LLM usage added to the run, in
+one transaction), queued again after a transient failure, or waiting for its sub-agent's run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agentflow import keys
+from agentflow.statuses import NODE_TRANSITIONS, NodeStatus
+from agentflow.store.dynamo import Expr, serialize, update_expression
+from agentflow.store.transitions import StatusWrites
+
+# (run total on META, node usage field): what finishing a node adds to its run
+LLM_USAGE_FIELDS = (
+    ("llm_calls", "llm_calls"),
+    ("llm_input_tokens", "input_tokens"),
+    ("llm_output_tokens", "output_tokens"),
+    ("llm_cost_usd", "cost_usd"),
+)
+
+
+def _usage_adds(ex: Expr, llm_usage: Mapping[str, Any] | None) -> list[str]:
+    usage = llm_usage or {}
+    return [f"{ex.n(total)} {ex.v(usage[name])}" for total, name in LLM_USAGE_FIELDS if usage.get(name)]
+
+
+def _logged(expr: Expr, entry: Mapping[str, Any]) -> str:
+    """SET clause appending one entry to the node's attempt log."""
+    log = expr.n("attempt_log")
+    return f"{log} = list_append(if_not_exists({log}, {expr.v([])}), {expr.v([dict(entry)])})"
+
+
+class NodeEndings(StatusWrites):
+    def schedule_retry(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        entry: Mapping[str, Any],
+        retry_at: float,
+        deferral: bool = False,
+    ) -> bool:
+        """RUNNING -> QUEUED after a transient failure: the attempt is logged and the next one may be claimed from
+        `retry_at` (epoch seconds). Only the holder of `attempt` may do it; `pending` still counts the node."""
+        expr = Expr()
+        params = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            NodeStatus.QUEUED,
+            [NodeStatus.RUNNING],
+            expr=expr,
+            sets=[
+                f"{expr.n('retry_at')} = {expr.v(int(retry_at * 1000))}",
+                _logged(expr, entry),
+            ],
+            adds=[f"{expr.n('deferrals')} {expr.v(1)}"] if deferral else None,
+            removes=[expr.n("lease_until")],
+            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
+        )
+        return self._conditional_update(params).won
+
+    def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool:
+        """RUNNING -> WAITING for a sub-agent node that started its child run: no lease is held meanwhile, and the
+        wait is a deferral, not an attempt. Only the holder of `attempt` may do it."""
+        expr = Expr()
+        params = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            NodeStatus.WAITING,
+            [NodeStatus.RUNNING],
+            expr=expr,
+            sets=[f"{expr.n('child_execution_id')} = {expr.v(child_id)}"],
+            adds=[f"{expr.n('deferrals')} {expr.v(1)}"],
+            removes=[expr.n("lease_until")],
+            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
+        )
+        return self._conditional_update(params).won
+
+    def finish_node(
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        attempt: int,
+        target: NodeStatus,
+        *,
+        unhandled_error: str | None = None,
+        recorded_output: tuple[str, str] | None = None,
+        attempt_entry: Mapping[str, Any] | None = None,
+        llm_usage: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
+        keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
+        node's LLM usage is added to the run's totals in the same write (so it is counted exactly once)."""
+        expr = Expr()
+        node_sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
+        if target is NodeStatus.TERMINATED and llm_usage:
+            node_sets.append(f"{expr.n('usage_counted')} = {expr.v(True)}")  # so its later finish adds it no more
+        if attempt_entry is not None:
+            node_sets.append(_logged(expr, attempt_entry))
+        node_update = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            target,
+            [NodeStatus.RUNNING],
+            expr=expr,
+            sets=node_sets,
+            removes=[expr.n("lease_until")],
+            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
+        )
+        ex = Expr()
+        usage_adds = _usage_adds(ex, llm_usage)
+        if target is NodeStatus.TERMINATED:  # stays counted in `pending` for resume
+            if not usage_adds:
+                return self._conditional_update(node_update).won
+            usage_update = {
+                "TableName": self.table,
+                "Key": self._key(keys.execution_pk(execution_id), keys.META),
+                "UpdateExpression": "ADD " + ", ".join(usage_adds),
+                **ex.params(),
+            }
+            return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
+        adds = [f"{ex.n('pending')} {ex.v(-1)}", *usage_adds]
+        sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
+        if unhandled_error is not None:
+            adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
+            sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
+        exec_update = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": update_expression(sets, adds, []),
+            **ex.params(),
+        }
+        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
+        if recorded_output is not None:
+            actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
+        return self._transact(actions) is None
+
+    def _output_put(self, execution_id: str, node_id: str, seq: int, name: str, value_json: str) -> dict[str, Any]:
+        """The Put of one recorded graph output (its own item, so outputs never grow the META item)."""
+        output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
+                    **{k: serialize(v) for k, v in output.items()},
+                },
+            }
+        }
