@@ -194,3 +194,70 @@ def sub_graph_export(node_graph_id: str, version: int, subs: list[dict[str, Any]
         {"source_id": "call", "sink_id": "out", "source_name": "twice", "sink_name": "value"},
     ]
     return {**graph, "sub_graphs": subs}
+
+
+# -- sub-agents (AgentExecutorBlock): a child graph with input `x` and output `y`, and graphs calling it
+
+
+def adder(amount: float = 1) -> dict[str, Any]:
+    """x -> x + amount -> y"""
+    return (
+        GraphBuilder("adder")
+        .input("x", "x")
+        .node("add", "CalculatorBlock", operation="Add", b=amount)
+        .output("y", "y")
+        .link("x", "result", "add", "a")
+        .link("add", "result", "y", "value")
+        .build()
+    )
+
+
+def divide_by_zero() -> dict[str, Any]:
+    """x -> x / 0: the node fails, and so does the run"""
+    return (
+        GraphBuilder("divide by zero")
+        .input("x", "x")
+        .node("div", "CalculatorBlock", operation="Divide", b=0)
+        .output("y", "y")
+        .link("x", "result", "div", "a")
+        .link("div", "result", "y", "value")
+        .build()
+    )
+
+
+def call_child(builder: GraphBuilder, node_id: str, child: tuple[str, int], **defaults: Any) -> GraphBuilder:
+    """Add an AgentExecutorBlock node calling `child` (graph id, version): its pins are `x` in, `y` out."""
+    graph_id, version = child
+    return builder.node(
+        node_id,
+        "AgentExecutorBlock",
+        **{
+            "user_id": "set-on-import",
+            "graph_id": graph_id,
+            "graph_version": version,
+            "agent_name": "child",
+            "inputs": {},
+            "input_schema": {"properties": {"x": {"type": "number"}}, "required": ["x"]},
+            "output_schema": {"properties": {"y": {"type": "number"}}},
+            **defaults,
+        },
+    )
+
+
+def wrapper(child: tuple[str, int]) -> dict[str, Any]:
+    """x -> the child -> y"""
+    builder = GraphBuilder("wrapper").input("x", "x").output("out", "y")
+    call_child(builder, "call", child)
+    return builder.link("x", "result", "call", "x").link("call", "y", "out", "value").build()
+
+
+def twice(child: tuple[str, int], handled: bool = False) -> dict[str, Any]:
+    """x -> two sub-agent nodes calling `child` (with x and x*10), their y's -> out (and their errors -> error)"""
+    builder = GraphBuilder("parent").input("x", "x").node("ten", "CalculatorBlock", operation="Multiply", b=10)
+    call_child(builder, "first", child)
+    call_child(builder, "second", child)
+    builder.output("out", "out").link("x", "result", "ten", "a").link("x", "result", "first", "x")
+    builder.link("ten", "result", "second", "x").link("first", "y", "out", "value").link("second", "y", "out", "value")
+    if handled:
+        builder.output("err", "error").link("first", "error", "err", "value").link("second", "error", "err", "value")
+    return builder.build()

@@ -144,6 +144,7 @@ API_EXPECTED = {
     "get_execution": 200,
     "stop_execution": 200,
     "resume_execution": 409,
+    "redrive_execution": 409,  # the sample run is not FAILED
     "execution_events": 200,
     "create_webhook": 201,
     "list_webhooks": 200,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -10,12 +11,21 @@ import pytest
 from moto import mock_aws
 
 from agentflow.config import Settings
+from agentflow.credentials.crypto import LocalKeyring
+from agentflow.credentials.vault import CredentialVault
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
+from agentflow.llm.settings import LlmSettings
 from agentflow.store import Store
 from agentflow_local.dynamodb import ensure_table
 from tests.conftest import table_properties
 from tests.support.clock import FakeClock
+from tests.support.llm_server import LlmServer, llm_server
+from tests.support.network import guard_sockets
+
+# what the SDKs would read from the environment: a test's provider is the loopback server, named explicitly
+PROVIDER_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture
@@ -41,3 +51,39 @@ def engine(moto_table: tuple[Any, str], publisher: RecordingPublisher, clock: Fa
     client, table = moto_table
     settings = Settings(table_name=table, event_bus_name="bus", default_lease_seconds=60)
     return Engine(Store(client, table, clock=clock), publisher, settings)
+
+
+@pytest.fixture(scope="module")
+def llm_provider() -> Iterator[LlmServer]:
+    with llm_server() as running:
+        yield running
+
+
+@pytest.fixture
+def llm(llm_provider: LlmServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[LlmServer]:
+    """The loopback provider server, emptied, with every connection outside loopback refused."""
+    for name in (*PROVIDER_VARIABLES, *PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    llm_provider.reset()
+    with guard_sockets() as guard:
+        yield llm_provider
+    assert not llm_provider.problems
+    assert not guard.violations, guard.violations
+
+
+@pytest.fixture
+def ai_engine(
+    moto_table: tuple[Any, str], publisher: RecordingPublisher, clock: FakeClock, llm: LlmServer, tmp_path: Path
+) -> Engine:
+    """An engine whose platform keys are set and whose providers are the loopback server (operator settings)."""
+    client, table = moto_table
+    store = Store(client, table, clock=clock)
+    settings = Settings(
+        table_name=table,
+        event_bus_name="bus",
+        default_lease_seconds=60,
+        llm=LlmSettings(timeout_seconds=10, openai_base_url=llm.openai_base_url, anthropic_base_url=llm.url),
+    )
+    env = {"OPENAI_API_KEY": "sk-platform-openai", "ANTHROPIC_API_KEY": "sk-platform-anthropic"}
+    vault = CredentialVault(store, LocalKeyring(tmp_path / "credentials.key"), env=env)
+    return Engine(store, publisher, settings, credentials=vault)

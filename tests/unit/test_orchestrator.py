@@ -6,68 +6,22 @@ server of tests/support/llm_server.py, called through the real SDKs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentflow.config import Settings
-from agentflow.credentials.crypto import LocalKeyring
-from agentflow.credentials.vault import CredentialVault
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.graph import GraphValidationError, validate_graph
-from agentflow.llm.settings import LlmSettings
-from agentflow.store import Store
 from tests.graphs import GraphBuilder
-from tests.support.clock import FakeClock
 from tests.support.llm_server import (
     LlmServer,
     anthropic_text,
     anthropic_tool_use,
-    llm_server,
     openai_text,
     openai_tool_calls,
 )
-from tests.support.network import guard_sockets
 from tests.unit.driver import run_graph
-
-PROVIDER_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LlmServer]:
-    with llm_server() as running:
-        yield running
-
-
-@pytest.fixture
-def llm(server: LlmServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[LlmServer]:
-    for name in (*PROVIDER_VARIABLES, "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    server.reset()
-    with guard_sockets():
-        yield server
-    assert not server.problems
-
-
-@pytest.fixture
-def ai_engine(
-    moto_table: tuple[Any, str], publisher: RecordingPublisher, clock: FakeClock, llm: LlmServer, tmp_path: Path
-) -> Engine:
-    """An engine whose platform keys are set and whose providers are the loopback server (operator settings)."""
-    client, table = moto_table
-    store = Store(client, table, clock=clock)
-    settings = Settings(
-        table_name=table,
-        event_bus_name="bus",
-        default_lease_seconds=60,
-        llm=LlmSettings(timeout_seconds=10, openai_base_url=llm.openai_base_url, anthropic_base_url=llm.url),
-    )
-    env = {"OPENAI_API_KEY": "sk-platform-openai", "ANTHROPIC_API_KEY": "sk-platform-anthropic"}
-    vault = CredentialVault(store, LocalKeyring(tmp_path / "credentials.key"), env=env)
-    return Engine(store, publisher, settings, credentials=vault)
 
 
 def calculator_agent(model: str = "gpt-4o", legacy: bool = False, **orchestrator: Any) -> dict[str, Any]:

@@ -14,64 +14,14 @@ from agentflow.executor import Engine, subagents
 from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
 from agentflow.statuses import NodeStatus
-from tests.graphs import GraphBuilder
+from tests.graphs import GraphBuilder, adder, call_child, divide_by_zero, twice, wrapper
 from tests.unit.driver import drain, run_graph
 
 AGENT = "AgentExecutorBlock"
 
 
-def adder(amount: float = 1) -> dict[str, Any]:
-    """x -> x + amount -> y"""
-    return (
-        GraphBuilder("adder")
-        .input("x", "x")
-        .node("add", "CalculatorBlock", operation="Add", b=amount)
-        .output("y", "y")
-        .link("x", "result", "add", "a")
-        .link("add", "result", "y", "value")
-        .build()
-    )
-
-
-def failing() -> dict[str, Any]:
-    return (
-        GraphBuilder("divide by zero")
-        .input("x", "x")
-        .node("div", "CalculatorBlock", operation="Divide", b=0)
-        .output("y", "y")
-        .link("x", "result", "div", "a")
-        .link("div", "result", "y", "value")
-        .build()
-    )
-
-
-def agent_node(builder: GraphBuilder, node_id: str, graph_id: str, version: int, **inputs: Any) -> GraphBuilder:
-    return builder.node(
-        node_id,
-        AGENT,
-        user_id="u1",
-        graph_id=graph_id,
-        graph_version=version,
-        inputs=inputs,
-        input_schema={"properties": {"x": {"type": "number"}}, "required": ["x"]},
-        output_schema={"properties": {"y": {"type": "number"}}},
-    )
-
-
 def register(engine: Engine, graph: dict[str, Any]) -> tuple[str, int]:
     return engine.register_graph("u1", validate_graph(graph))
-
-
-def twice(child: tuple[str, int], handled: bool = False) -> dict[str, Any]:
-    """x -> two sub-agent calls of `child` (x and x*10), their y's -> out"""
-    builder = GraphBuilder("parent").input("x", "x").node("ten", "CalculatorBlock", operation="Multiply", b=10)
-    agent_node(builder, "first", *child)
-    agent_node(builder, "second", *child)
-    builder.output("out", "out").link("x", "result", "ten", "a").link("x", "result", "first", "x")
-    builder.link("ten", "result", "second", "x").link("first", "y", "out", "value").link("second", "y", "out", "value")
-    if handled:
-        builder.output("err", "error").link("first", "error", "err", "value").link("second", "error", "err", "value")
-    return builder.build()
 
 
 def children_of(engine: Engine, report: dict[str, Any]) -> list[str]:
@@ -99,7 +49,7 @@ def test_a_parent_calls_a_child_twice_and_gets_its_outputs(
 
 
 def test_a_failed_child_fails_the_parent_node_with_its_error(engine: Engine, publisher: RecordingPublisher) -> None:
-    child = register(engine, failing())
+    child = register(engine, divide_by_zero())
     report = run_graph(engine, publisher, twice(child), {"x": 2})
     assert report["status"] == "FAILED"
     assert "the sub-agent run" in report["error"] and "failed" in report["error"]
@@ -107,7 +57,7 @@ def test_a_failed_child_fails_the_parent_node_with_its_error(engine: Engine, pub
 
 
 def test_a_failed_child_goes_to_the_error_pin_when_it_is_linked(engine: Engine, publisher: RecordingPublisher) -> None:
-    child = register(engine, failing())
+    child = register(engine, divide_by_zero())
     report = run_graph(engine, publisher, twice(child, handled=True), {"x": 2})
     assert report["status"] == "COMPLETED", report["error"]
     assert len(report["outputs"]["error"]) == 2
@@ -117,7 +67,7 @@ def test_a_failed_child_goes_to_the_error_pin_when_it_is_linked(engine: Engine, 
 def test_a_graph_calling_itself_is_refused(engine: Engine, publisher: RecordingPublisher) -> None:
     graph_id, version = register(engine, adder())
     builder = GraphBuilder("self").input("x", "x").output("out", "out").link("x", "result", "me", "x")
-    agent_node(builder, "me", graph_id, version + 1).link("me", "y", "out", "value")
+    call_child(builder, "me", (graph_id, version + 1)).link("me", "y", "out", "value")
     valid = validate_graph(builder.build())
     _, own_version = engine.register_graph("u1", valid, graph_id)  # the same graph id, a new version
     execution_id = engine.start_execution("u1", graph_id, own_version, {"x": 1}).execution_id
@@ -130,27 +80,21 @@ def test_a_graph_calling_itself_is_refused(engine: Engine, publisher: RecordingP
 def test_the_depth_limit(engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subagents, "MAX_DEPTH", 2)
     inner = register(engine, adder())
-    middle = register(engine, _wrapper(inner))
-    outer = register(engine, _wrapper(middle))
-    ok = run_graph(engine, publisher, _wrapper(middle), {"x": 1})  # depth 2: allowed
+    middle = register(engine, wrapper(inner))
+    outer = register(engine, wrapper(middle))
+    ok = run_graph(engine, publisher, wrapper(middle), {"x": 1})  # depth 2: allowed
     assert ok["status"] == "COMPLETED", ok["error"]
     assert ok["outputs"]["y"] == [2.0]
-    too_deep = run_graph(engine, publisher, _wrapper(outer), {"x": 1})  # depth 3
+    too_deep = run_graph(engine, publisher, wrapper(outer), {"x": 1})  # depth 3
     assert too_deep["status"] == "FAILED"
     assert "sub-agent depth limit reached" in too_deep["error"]
-
-
-def _wrapper(child: tuple[str, int]) -> dict[str, Any]:
-    builder = GraphBuilder("wrapper").input("x", "x").output("out", "y")
-    agent_node(builder, "call", *child)
-    return builder.link("x", "result", "call", "x").link("call", "y", "out", "value").build()
 
 
 def test_stopping_a_parent_stops_its_running_child_and_resuming_resumes_it(
     engine: Engine, publisher: RecordingPublisher
 ) -> None:
     child = register(engine, adder(5))
-    parent_id, parent_version = register(engine, _wrapper(child))
+    parent_id, parent_version = register(engine, wrapper(child))
     execution_id = engine.start_execution("u1", parent_id, parent_version, {"x": 1}).execution_id
     # run the parent's nodes only, until its sub-agent node waits for a child whose nodes are still queued
     held: list[Any] = []
@@ -188,7 +132,7 @@ def test_the_sweeper_wakes_a_parent_whose_child_ended_without_waking_it(
 ) -> None:
     child = register(engine, adder(1))
     monkeypatch.setattr(subagents.SubAgents, "_wake_parent", lambda self, store, child: None)  # the waker died
-    parent_id, parent_version = register(engine, _wrapper(child))
+    parent_id, parent_version = register(engine, wrapper(child))
     execution_id = engine.start_execution("u1", parent_id, parent_version, {"x": 1}).execution_id
     drain(engine, publisher)
     stuck = execution_report(engine.store, execution_id, ["y"])

@@ -38,7 +38,7 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     E.RUNNING: frozenset({E.COMPLETED, E.TERMINATED, E.FAILED}),
     E.TERMINATED: frozenset({E.RUNNING}),  # resume
     E.COMPLETED: frozenset(),
-    E.FAILED: frozenset(),
+    E.FAILED: frozenset({E.RUNNING}),  # redrive only (executor/redrive.py): the failed nodes run again
 }
 
 # RUNNING -> RUNNING is the takeover of an expired lease; the store adds the lease guard to that source.
@@ -51,11 +51,12 @@ NODE_TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
     N.WAITING: frozenset({N.QUEUED, N.TERMINATED}),  # its child ended (the wake), or its run was stopped
     N.TERMINATED: frozenset({N.QUEUED}),  # resume
     N.COMPLETED: frozenset(),
-    N.FAILED: frozenset(),
+    N.FAILED: frozenset({N.QUEUED}),  # redrive only: its run was redriven
 }
 
-TERMINAL_EXECUTION_STATUSES = frozenset(s for s, targets in EXECUTION_TRANSITIONS.items() if not targets)
-TERMINAL_NODE_STATUSES = frozenset(s for s, targets in NODE_TRANSITIONS.items() if not targets)
+# Ended: nothing but a redrive (of a FAILED run, and of its failed nodes) moves them on.
+TERMINAL_EXECUTION_STATUSES = frozenset({E.COMPLETED, E.FAILED})
+TERMINAL_NODE_STATUSES = frozenset({N.COMPLETED, N.FAILED})
 
 
 def allowed_sources[S: StrEnum](table: Mapping[S, frozenset[S]], target: S) -> frozenset[S]:

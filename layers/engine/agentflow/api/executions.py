@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from agentflow.api import models as m
 from agentflow.api.common import CONFLICT, ERRORS, Deps, _ok, _response, ok
 from agentflow.api.errors import ApiError, conflict, invalid, not_found
+from agentflow.executor.redrive import RedriveRefused
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import InvalidCursor
@@ -139,3 +140,16 @@ def _control_routes(r: APIGatewayRouter, deps: Deps) -> None:
                 {"status": current},
             )
         return m.StatusOut(execution_id=execution_id, status=current)
+
+    @r.post(
+        "/executions/<execution_id>/redrive",
+        summary="Re-run a FAILED run from where it failed (409 when it cannot be redriven, saying why)",
+        responses=ok(m.StatusOut, CONFLICT),
+    )
+    def redrive(execution_id: str) -> m.StatusOut:
+        deps.owned_execution(execution_id)
+        try:
+            result = deps.engine.redrive(execution_id)
+        except RedriveRefused as refused:
+            raise conflict(str(refused), {"status": refused.status}) from None
+        return m.StatusOut(execution_id=execution_id, status=result.status or ExecutionStatus.RUNNING.value)

@@ -40,13 +40,13 @@ class Accounting(Propagation):
         execution = store.get_execution(execution_id)  # the totals as of this node's finish
         assert graph.budget is not None
         if execution is not None and (reason := graph.budget.overrun(execution.llm_tokens, execution.llm_cost_usd)):
-            self._fail_run(store, execution_id, reason)
+            self._fail_run(store, execution_id, reason, "budget")
 
 
 def node_usage(node: NodeRecord, run: BlockRun) -> dict[str, Any] | None:
     """The node execution's LLM usage: its failed attempts' (logged with them) and this run's; None if none."""
     total = LlmUsage()
-    for entry in node.attempt_log:
+    for entry in node.attempt_log[node.log_base :]:  # a redriven node's earlier attempts were counted
         total.add(entry.get("llm") or {})
     total.add(run.usage or {})
     return None if total.is_empty() else total.to_dict()

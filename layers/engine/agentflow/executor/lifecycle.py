@@ -30,9 +30,12 @@ class Lifecycle(EngineBase):
         self._ended(store, done)
         return done.won
 
-    def _fail_run(self, store: RunStatePort, execution_id: str, error: str) -> None:
-        """RUNNING -> FAILED for a reason that is not a node's (a missing graph, the node-execution limit)."""
-        failed = store.transition_execution(execution_id, E.FAILED, [E.RUNNING], error=error, keep_listed=self._retains)
+    def _fail_run(self, store: RunStatePort, execution_id: str, error: str, failure: str | None = None) -> None:
+        """RUNNING -> FAILED for a reason that is not a node's (a missing graph, the node-execution limit, the
+        budget); `failure` names it for a redrive, which refuses those (executor/redrive.py)."""
+        failed = store.transition_execution(
+            execution_id, E.FAILED, [E.RUNNING], error=error, failure=failure, keep_listed=self._retains
+        )
         self._ended(store, failed)
 
     def _time_out(self, store: RunStatePort, execution: ExecutionRecord) -> bool:
@@ -43,7 +46,12 @@ class Lifecycle(EngineBase):
         if limit is not None:
             error += f" ({limit:g} s)"
         failed = store.transition_execution(
-            execution.execution_id, E.FAILED, [E.QUEUED, E.RUNNING], error=error, keep_listed=self._retains
+            execution.execution_id,
+            E.FAILED,
+            [E.QUEUED, E.RUNNING],
+            error=error,
+            failure="timeout",
+            keep_listed=self._retains,
         )
         self._ended(store, failed)
         return failed.won

@@ -82,7 +82,7 @@ class NodeRunning(Accounting):
             graph = self.load_graph(execution.user_id, execution.graph_id, execution.graph_version, store)
         except GraphNotFound as exc:  # cannot happen through the API (versions outlive their graph); never hang
             logger.error("execution %s: %s", execution_id, exc)
-            self._fail_run(store, execution_id, str(exc))
+            self._fail_run(store, execution_id, str(exc), "graph_missing")
             return NodeRunOutcome.FAILED
         policy = graph.retry_policy(node_id, self.settings.retry_policy)
         result = self._result(store, execution, graph, node, policy, lease)
@@ -131,7 +131,7 @@ class NodeRunning(Accounting):
         error, usage, fails_run = result.error, result.usage, result.fails_run
         if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
-            self._fail_run(store, execution_id, over)
+            self._fail_run(store, execution_id, over, "budget")
             return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
         try:
             propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs)

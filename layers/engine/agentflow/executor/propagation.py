@@ -87,7 +87,7 @@ class Propagation(Lifecycle):
                 f"node execution limit reached: the run queued {limit} node executions "
                 f"(node_execution_limit={limit}); a loop that never ends?"
             )
-            self._fail_run(hop.store, hop.execution_id, error)
+            self._fail_run(hop.store, hop.execution_id, error, "node_limit")
         return False
 
     @staticmethod

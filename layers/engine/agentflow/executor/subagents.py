@@ -77,7 +77,8 @@ class SubAgents(Starting):
         given.update({name: data[name] for name in schema_names(data.get("input_schema")) if name in data})
         inputs = {name: value for name, value in given.items() if name in known}
         parent = ParentRef(execution.execution_id, node.node_id, node.seq, execution.depth + 1)
-        key = f"subagent#{execution.execution_id}#{node.node_id}#{node.seq}"  # the same child however often we get here
+        # the same child however often we get here; a redriven run's node starts a new one
+        key = f"subagent#{execution.execution_id}#{node.node_id}#{node.seq}#{execution.redrives}"
         return self.start_execution(
             execution.user_id, graph_id, version, inputs, idempotency_key=key, parent=parent
         ).execution_id

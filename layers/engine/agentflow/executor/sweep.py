@@ -7,7 +7,7 @@ import logging
 
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import SweepReport, age_seconds
-from agentflow.executor.subagents import SubAgents
+from agentflow.executor.redrive import Redriving
 from agentflow.retries import RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, NodeRecord, RunStatePort
@@ -19,7 +19,7 @@ N = NodeStatus
 UNFINISHED = (N.QUEUED, N.RUNNING, N.WAITING, N.TERMINATED)  # what `pending` counts
 
 
-class Sweeping(SubAgents):
+class Sweeping(Redriving):
     def sweep(self, stale_after_seconds: float = 120.0, now: float | None = None) -> SweepReport:
         """Move on every run that something left behind: a start that died before publishing, node events (or
         delayed retries) that were lost, runs past their graph's timeout_seconds, leases that expired (the claim

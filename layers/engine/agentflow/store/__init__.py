@@ -18,7 +18,6 @@ from agentflow.store.catalog import Catalog, InvalidCursor
 from agentflow.store.credentials import CredentialItems, CredentialMeta, SealedCredential
 from agentflow.store.deliveries import Deliveries, Delivery
 from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
-from agentflow.store.endings import NodeEndings
 from agentflow.store.key_values import KeyValueItems
 from agentflow.store.port import RunStatePort
 from agentflow.store.records import (
@@ -31,6 +30,7 @@ from agentflow.store.records import (
     RecordedOutput,
     RunSnapshot,
 )
+from agentflow.store.redrives import Redrives
 from agentflow.store.runs import RunItems
 from agentflow.store.transitions import QueueOutcome, QueueResult
 
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-class Store(NodeEndings, RunItems, Deliveries, Catalog, CredentialItems, KeyValueItems):
+class Store(Redrives, RunItems, Deliveries, Catalog, CredentialItems, KeyValueItems):
     """Every part of the store over one table, one meter and one clock."""
 
 

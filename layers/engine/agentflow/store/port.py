@@ -48,6 +48,7 @@ class RunStatePort(Protocol):
         sources: Iterable[ExecutionStatus] | None = None,
         *,
         error: str | None = None,
+        failure: str | None = None,
         require_pending_zero: bool = False,
         keep_listed: bool = False,
     ) -> Transition[ExecutionRecord]: ...
@@ -131,6 +132,12 @@ class RunStatePort(Protocol):
     def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool: ...
 
     def list_outputs(self, execution_id: str) -> list[RecordedOutput]: ...
+
+    def redrive_execution(
+        self, execution: ExecutionRecord, failed: list[NodeRecord]
+    ) -> Transition[ExecutionRecord]: ...
+
+    def unretire(self, execution_id: str) -> int: ...
 
     def put_value(self, user_id: str, scoped_key: str, value_json: str, writer: str) -> None: ...
 

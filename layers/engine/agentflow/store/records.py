@@ -45,6 +45,8 @@ class ExecutionRecord:
     parent_node_id: str | None = None
     parent_seq: int = 0
     depth: int = 0  # sub-agent levels below its top run
+    failure: str | None = None  # why a FAILED run failed when no node did: node_limit, budget, timeout, ...
+    redrives: int = 0  # how often it was redriven
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -71,6 +73,8 @@ class ExecutionRecord:
             parent_node_id=_opt_str(item.get("parent_node_id")),
             parent_seq=int(item.get("parent_seq", 0)),
             depth=int(item.get("depth", 0)),
+            failure=_opt_str(item.get("failure")),
+            redrives=int(item.get("redrives", 0)),
         )
 
     @property
@@ -107,6 +111,7 @@ class NodeRecord:
     stats: Mapping[str, Any] = field(default_factory=dict)  # its LLM usage (agentflow.llm.usage), saved with outputs
     usage_counted: bool = False  # its usage is in the run's totals already (it was stopped after its block ran)
     child_execution_id: str | None = None  # a sub-agent node: the child run it started
+    log_base: int = 0  # attempt_log entries before a redrive (their usage was counted): not this run's
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -142,6 +147,7 @@ class NodeRecord:
             stats=dict(item.get("stats") or {}),
             usage_counted=bool(item.get("usage_counted", False)),
             child_execution_id=_opt_str(item.get("child_execution_id")),
+            log_base=int(item.get("log_base", 0)),
         )
 
 

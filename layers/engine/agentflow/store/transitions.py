@@ -94,6 +94,7 @@ class StatusWrites(Table):
         sources: Iterable[ExecutionStatus] | None = None,
         *,
         error: str | None = None,
+        failure: str | None = None,
         require_pending_zero: bool = False,
         keep_listed: bool = False,
     ) -> Transition[ExecutionRecord]:
@@ -103,6 +104,8 @@ class StatusWrites(Table):
         sets = []
         if error is not None:
             sets.append(f"{expr.n('error')} = if_not_exists({expr.n('error')}, {expr.v(error)})")
+        if failure is not None:  # what a redrive checks (executor/redrive.py)
+            sets.append(f"{expr.n('failure')} = if_not_exists({expr.n('failure')}, {expr.v(failure)})")
         if target in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
             sets.append(f"{expr.n('ended_at')} = {expr.v(self._now())}")
         if target is ExecutionStatus.RUNNING:
