@@ -37,7 +37,15 @@ from agentflow_local.dynamodb import DynamoDBLocal, free_port
 from agentflow_local.stack import LocalStack, LocalStackConfig
 from tests.e2e.conftest import CliResult
 from tests.support.http import Api, wait_for
-from tests.support.llm_server import LlmServer, RecordedRequest, Reply, llm_server, openai_text, openai_tool_calls
+from tests.support.llm_server import (
+    LlmServer,
+    RecordedRequest,
+    Reply,
+    llm_server,
+    openai_text,
+    openai_tool_calls,
+    provider_error,
+)
 from tests.support.network import guard_sockets
 from tests.support.serving import Served, serve_env, start_serve
 
@@ -711,3 +719,27 @@ def test_no_call_starts_once_the_run_is_over_its_budget_even_when_a_write_is_slo
     for second in executions_of(report, "second"):
         assert second["stats"]["llm_calls"] == 0, second
     assert report["stats"]["llm_calls"] == llm.calls(), report["stats"]  # every call made is counted
+
+
+def test_a_failed_run_is_redriven_over_the_api_once_its_cause_is_removed(llm: LlmServer, api: Api) -> None:
+    """The provider refuses the first call (401): the run fails. Once the provider answers, POST /redrive re-runs
+    the failed node only: the topic's node is not run again, and the run completes with the answer; a second
+    redrive of the completed run answers 409 with its status."""
+    llm.script(provider_error(401, "invalid api key"))
+    failed = run_on(api, two_generators(), {"topic": "owls"})
+    assert failed["status"] == "FAILED", failed
+    assert "openai answered 401: invalid api key" in failed["error"]
+    llm.script(openai_text("Owls in the dark"), openai_text("Night Watch"))
+    redriven = api.post(f"/executions/{failed['execution_id']}/redrive")
+    assert redriven.status == 200, redriven.body
+    assert redriven.body["status"] == "RUNNING"
+    done = settled(api, failed["execution_id"])
+    assert done["status"] == "COMPLETED", done["error"]
+    assert done["outputs"] == {"haiku": ["Owls in the dark"], "title": ["Night Watch"]}
+    (topic,) = executions_of(done, "topic")
+    assert topic["attempts"] == 1  # completed before the failure: not run again
+    events = api.get(f"/executions/{failed['execution_id']}/events").body["events"]
+    assert [e["status"] for e in events][-3:] == ["FAILED", "RUNNING", "COMPLETED"]
+    refused = api.post(f"/executions/{failed['execution_id']}/redrive").error(409, "conflict")
+    assert refused["details"] == {"status": "COMPLETED"}
+    assert "only a FAILED run can be redriven; this one is COMPLETED" in refused["message"]
