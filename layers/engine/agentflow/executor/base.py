@@ -50,6 +50,9 @@ class SweepReport:
     repaired: int = 0  # pending counts that disagreed with the node items
     retired: int = 0  # finished runs whose items were given their expiry (retention) by the sweep
     woken: int = 0  # sub-agent nodes whose child ended without waking them
+    reviews_timed_out: int = 0  # pending reviews past their timeout, resolved as their block says
+    admitted: int = 0  # runs waiting for a slot that the sweep started (a slot freed and nobody started them)
+    slots_released: int = 0  # slots still held by runs that had stopped or ended (their worker died)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 
 from agentflow.clock import epoch_of
 from agentflow.events import OutboundEvent
-from agentflow.executor.base import EngineBase
+from agentflow.executor.base import EngineBase, SweepReport
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, RunStatePort, Transition
 
@@ -61,6 +61,7 @@ class Lifecycle(EngineBase):
         if not ended.won or ended.item is None:
             return
         self._publish(store, [self._status_event(ended)])
+        self._release_slot(store, ended.item)
         self._wake_parent(store, ended.item)
         if ended.item.status is E.FAILED:
             self._stop_children(store, ended.item.execution_id)
@@ -81,9 +82,18 @@ class Lifecycle(EngineBase):
         with self._unit(execution_id) as unit:
             stopped = unit.store.transition_execution(execution_id, E.TERMINATED)
             if stopped.won:
+                assert stopped.item is not None
                 self._publish(unit.store, [self._status_event(stopped)])
+                self._release_slot(unit.store, stopped.item)
                 self._stop_children(unit.store, execution_id)
             return stopped
+
+    # concurrency limits (agentflow.executor.admission)
+    def _release_slot(self, store: RunStatePort, execution: ExecutionRecord) -> None:
+        """A run stopped or ended: it gives back its slot, and the oldest run waiting for one starts."""
+
+    def _sweep_slots(self, report: SweepReport) -> None:
+        """Give back the slots of runs that stopped or ended without giving them back; start waiting runs."""
 
     # sub-agents (agentflow.executor.subagents)
     def _wake_parent(self, store: RunStatePort, child: ExecutionRecord) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from agentflow.errors import Conflict, NotFound
 from agentflow.events import OutboundEvent
-from agentflow.executor.subagents import SubAgents
+from agentflow.executor.reviews import Reviews
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, Transition
 from agentflow.store.redrives import MAX_REDRIVEN_NODES
@@ -31,7 +31,7 @@ class RedriveRefused(Conflict):
         self.status = status
 
 
-class Redriving(SubAgents):
+class Redriving(Reviews):
     def redrive(self, execution_id: str) -> Transition[ExecutionRecord]:
         """FAILED -> RUNNING with its failed node executions queued again. Raises NotFound, or RedriveRefused
         (a run that is not FAILED, failed for a reason a redrive cannot remove, or has nothing to re-run)."""

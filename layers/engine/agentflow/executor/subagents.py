@@ -16,7 +16,8 @@ from agentflow.blocks.agent import schema_names
 from agentflow.blocks.execution import ERROR_PIN, BlockRun
 from agentflow.errors import AgentflowError
 from agentflow.events import OutboundEvent
-from agentflow.executor.start import ParentRef, Starting
+from agentflow.executor.admission import Admission
+from agentflow.executor.start import ParentRef
 from agentflow.graph import ValidGraph
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, NodeRecord, RunStatePort
@@ -33,7 +34,7 @@ def _failed(message: str) -> BlockRun:
     return BlockRun([(ERROR_PIN, message)], message)
 
 
-class SubAgents(Starting):
+class SubAgents(Admission):
     def _agent_run(
         self, store: RunStatePort, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord
     ) -> BlockRun | None:

@@ -35,6 +35,10 @@ class Sweeping(Redriving):
                     self._sweep_execution(unit.store, execution, stale_after_seconds, now, report)
             except Exception:  # one broken run must not stop the sweep of the others
                 logger.exception("sweeping execution %s failed", execution.execution_id)
+        try:
+            self._sweep_slots(report)
+        except Exception:
+            logger.exception("sweeping the concurrency slots failed")
         return report
 
     def recover_abandoned(self) -> SweepReport:

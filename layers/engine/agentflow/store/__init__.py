@@ -31,7 +31,9 @@ from agentflow.store.records import (
     RunSnapshot,
 )
 from agentflow.store.redrives import Redrives
+from agentflow.store.reviews import ReviewItems
 from agentflow.store.runs import RunItems
+from agentflow.store.slots import Slots
 from agentflow.store.transitions import QueueOutcome, QueueResult
 
 __all__ = [
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 
-class Store(Redrives, RunItems, Deliveries, Catalog, CredentialItems, KeyValueItems):
+class Store(Redrives, ReviewItems, Slots, RunItems, Deliveries, Catalog, CredentialItems, KeyValueItems):
     """Every part of the store over one table, one meter and one clock."""
 
 

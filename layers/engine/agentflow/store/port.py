@@ -12,10 +12,12 @@ from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.deliveries import Delivery
 from agentflow.store.dynamo import Item, Meter, Transition
 from agentflow.store.records import ExecutionRecord, NodeRecord, PinsRecord, RecordedOutput
+from agentflow.store.reviews import ReviewsPort
+from agentflow.store.slots import SlotsPort
 from agentflow.store.transitions import QueueResult
 
 
-class RunStatePort(Protocol):
+class RunStatePort(ReviewsPort, SlotsPort, Protocol):
     """A run's state: one metered unit of work at a time (`with_meter`), every status change conditional."""
 
     clock: Clock

@@ -1,0 +1,9 @@
+"""Human review (README, "Human review")."""
+
+from __future__ import annotations
+
+from agentflow.executor.subagents import SubAgents
+
+
+class Reviews(SubAgents):
+    pass
