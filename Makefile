@@ -78,10 +78,11 @@ test-integration: setup
 test-e2e: setup
 	$(VENV)/bin/pytest tests/e2e -q
 
-# Unit and contract tests run on two workers; the tiers that start local stacks run one test at a time.
+# Every tier runs on two workers (pytest-xdist); each worker starts its own DynamoDB Local and local stacks
+# (free ports, own data folders), so the tiers that start local stacks run two tests at a time too.
 test: setup lint validate build
 	$(VENV)/bin/pytest tests/unit tests/contract -q -n 2
-	$(VENV)/bin/pytest tests/integration tests/e2e -q
+	$(VENV)/bin/pytest tests/integration tests/e2e -q -n 2
 
 bench: setup
 	$(VENV)/bin/python -m bench $(ARGS)
