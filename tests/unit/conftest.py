@@ -21,11 +21,29 @@ from agentflow_local.dynamodb import ensure_table
 from tests.conftest import table_properties
 from tests.support.clock import FakeClock
 from tests.support.llm_server import LlmServer, llm_server
-from tests.support.network import guard_sockets
+from tests.support.network import SocketGuard, guard_sockets
 
 # what the SDKs would read from the environment: a test's provider is the loopback server, named explicitly
 PROVIDER_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+SDK_ENV = [  # everything the SDKs read from the environment: the tests that call them directly clear it
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "ANTHROPIC_PROFILE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+]
 
 
 @pytest.fixture
@@ -87,3 +105,30 @@ def ai_engine(
     env = {"OPENAI_API_KEY": "sk-platform-openai", "ANTHROPIC_API_KEY": "sk-platform-anthropic"}
     vault = CredentialVault(store, LocalKeyring(tmp_path / "credentials.key"), env=env)
     return Engine(store, publisher, settings, credentials=vault)
+
+
+# For the tests that call the LLM SDKs directly (test_llm_calls, _structured, _server): they take
+# `pytestmark = pytest.mark.usefixtures("sdk_env_cleared", "sockets")` and a fresh `server` per test.
+
+
+@pytest.fixture
+def sdk_env_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's real key, endpoint or proxy must never be used."""
+    for name in SDK_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sockets() -> Iterator[SocketGuard]:
+    """Every socket guarded: a connection outside loopback fails the test."""
+    with guard_sockets() as guard:
+        yield guard
+    assert not guard.violations, guard.violations
+
+
+@pytest.fixture
+def server() -> Iterator[LlmServer]:
+    """A provider server of the test's own, on loopback."""
+    with llm_server() as started:
+        yield started
+        assert not started.problems, started.problems

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,31 +35,15 @@ from tests.support.llm_server import (
     Reply,
     anthropic_text,
     anthropic_tool_use,
-    llm_server,
     malformed,
     openai_text,
     openai_tool_calls,
     provider_error,
 )
-from tests.support.network import SocketGuard, guard_sockets, static_resolver
+from tests.support.network import SocketGuard, static_resolver
 
-ENV = [
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-]
+pytestmark = pytest.mark.usefixtures("sdk_env_cleared", "sockets")
+
 OPENAI_KEY = "sk-calls-openai-7c1e"
 ANTHROPIC_KEY = "sk-ant-calls-5d2b"
 SECRET_KEY = "sk-DISTINCTIVE-secret-key-8f3a91"
@@ -90,26 +73,6 @@ def model(name: str) -> ModelInfo:
 
 GPT_4O = model("gpt-4o")
 SONNET = model("claude-sonnet-4-5-20250929")
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:  # the SDKs read these: a developer's real key, endpoint or proxy must never be used
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def sockets() -> Iterator[SocketGuard]:
-    with guard_sockets() as guard:
-        yield guard
-    assert not guard.violations, guard.violations
-
-
-@pytest.fixture
-def server() -> Iterator[LlmServer]:
-    with llm_server() as started:
-        yield started
-        assert not started.problems, started.problems
 
 
 def key(provider: str, api_key: str, base_url: str | None = None) -> APIKeyCredentials:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,36 +34,20 @@ from tests.support.llm_server import (
     Reply,
     anthropic_text,
     anthropic_tool_use,
-    llm_server,
     malformed,
     openai_text,
     openai_tool_calls,
     provider_error,
 )
-from tests.support.network import SocketGuard, guard_sockets
+from tests.support.network import SocketGuard
+from tests.unit.conftest import SDK_ENV
+
+pytestmark = pytest.mark.usefixtures("sdk_env_cleared", "sockets")
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-test-openai-123"
 ANTHROPIC_KEY = "sk-ant-test-456"
 HI: Any = [{"role": "user", "content": "hi"}]  # Any: the SDKs' TypedDict params
-ENV = [
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE",
-    # a proxy from the environment would carry the SDKs' requests off this machine
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-]
 WEATHER_TOOL_OPENAI = {
     "type": "function",
     "function": {
@@ -78,26 +61,6 @@ WEATHER_TOOL_ANTHROPIC = {
     "description": "The weather in a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:  # the SDKs read these; a developer's real key or endpoint must never be used
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def sockets() -> Iterator[SocketGuard]:
-    with guard_sockets() as guard:
-        yield guard
-    assert not guard.violations, guard.violations
-
-
-@pytest.fixture
-def server() -> Iterator[LlmServer]:
-    with llm_server() as started:
-        yield started
-        assert not started.problems, started.problems
 
 
 def oai(server: LlmServer) -> openai.OpenAI:
@@ -527,7 +490,7 @@ def test_another_process_can_call_it(server: LlmServer) -> None:
             print(json.load(response)["content"][0]["text"])
         """
     )
-    env = {k: v for k, v in os.environ.items() if k not in ENV}
+    env = {k: v for k, v in os.environ.items() if k not in SDK_ENV}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["from the parent", "twice", "and again"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,26 +24,10 @@ from agentflow.llm.models import ModelInfo, resolve_model
 from agentflow.llm.runtime import LlmRuntime
 from agentflow.llm.structured import StructuredCall, structured_response
 from agentflow.net.policy import HttpPolicy
-from tests.support.llm_server import LlmServer, RecordedRequest, Reply, llm_server, openai_text, provider_error
-from tests.support.network import SocketGuard, guard_sockets
+from tests.support.llm_server import LlmServer, RecordedRequest, Reply, openai_text, provider_error
 
-ENV = [
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-]
+pytestmark = pytest.mark.usefixtures("sdk_env_cleared", "sockets")
+
 LOOPBACK = HttpPolicy(allow_hosts=frozenset({"127.0.0.1"}))
 TAG = re.compile(r'<json_output id="([0-9a-f]+)">')
 PERSON = {"name": "the person's name", "age": "their age in years"}
@@ -60,26 +44,6 @@ def model(name: str) -> ModelInfo:
 
 
 GPT_4O = model("gpt-4o")
-
-
-@pytest.fixture(autouse=True)
-def _no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:  # the SDKs read these: a developer's real key, endpoint or proxy must never be used
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def sockets() -> Iterator[SocketGuard]:
-    with guard_sockets() as guard:
-        yield guard
-    assert not guard.violations, guard.violations
-
-
-@pytest.fixture
-def server() -> Iterator[LlmServer]:
-    with llm_server() as started:
-        yield started
-        assert not started.problems, started.problems
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import anthropic
-import httpx2
 
 from agentflow.llm.failures import translate
 from agentflow.llm.types import ChatRequest, ChatResult, Endpoint, Message, ToolCall
 from agentflow.net.policy import HttpPolicy
-from agentflow.net.transport import GuardedTransport
+from agentflow.net.transport import guarded_client
 
 EPHEMERAL = {"type": "ephemeral"}
 
@@ -57,9 +56,7 @@ class AnthropicProvider:
         self.http = http or HttpPolicy()
 
     def _client(self, request: ChatRequest, endpoint: Endpoint) -> anthropic.Anthropic:
-        http_client = None
-        if endpoint.guarded:
-            http_client = httpx2.Client(transport=GuardedTransport(self.http), timeout=request.timeout)
+        http_client = guarded_client(self.http, endpoint.guarded, request.timeout)
         return anthropic.Anthropic(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,  # None: the SDK's default, which honours ANTHROPIC_BASE_URL

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx2
 import openai
 
 from agentflow.llm.failures import ProviderError, translate
 from agentflow.llm.types import ChatRequest, ChatResult, Endpoint, ToolCall
 from agentflow.net.policy import HttpPolicy
-from agentflow.net.transport import GuardedTransport
+from agentflow.net.transport import guarded_client
 
 
 class OpenAIProvider:
@@ -26,9 +25,7 @@ class OpenAIProvider:
         self.completion_tokens_field = completion_tokens_field
 
     def _client(self, request: ChatRequest, endpoint: Endpoint) -> openai.OpenAI:
-        http_client = None
-        if endpoint.guarded:
-            http_client = httpx2.Client(transport=GuardedTransport(self.http), timeout=request.timeout)
+        http_client = guarded_client(self.http, endpoint.guarded, request.timeout)
         return openai.OpenAI(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,  # None: the SDK's default, which honours OPENAI_BASE_URL

@@ -10,8 +10,6 @@ from typing import Any
 
 from agentflow.errors import AgentflowError, InvalidInput
 
-STATS_FIELDS = ("llm_calls", "llm_retries", "input_tokens", "output_tokens", "cost_usd")
-
 
 class BudgetExceeded(AgentflowError):
     """The run has used its budget: the node fails and so does the run, whatever its error pin says."""

@@ -11,7 +11,7 @@ import httpx2
 from agentflow.net.guard import check_url
 from agentflow.net.policy import HttpPolicy
 
-__all__ = ["GuardedTransport"]
+__all__ = ["GuardedTransport", "guarded_client"]
 
 
 class GuardedTransport(httpx2.BaseTransport):
@@ -29,3 +29,8 @@ class GuardedTransport(httpx2.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def guarded_client(policy: HttpPolicy, guarded: bool, timeout: float) -> httpx2.Client | None:
+    """The SDK's HTTP client for an endpoint: guarded for a base URL a user gave, else None (the SDK's own)."""
+    return httpx2.Client(transport=GuardedTransport(policy), timeout=timeout) if guarded else None
