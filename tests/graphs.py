@@ -261,3 +261,24 @@ def twice(child: tuple[str, int], handled: bool = False) -> dict[str, Any]:
     if handled:
         builder.output("err", "error").link("first", "error", "err", "value").link("second", "error", "err", "value")
     return builder.build()
+
+
+def reviewed(editable: bool = True, side_branch: bool = False, **review: Any) -> dict[str, Any]:
+    """Input `x` -> a HumanInTheLoopBlock node `review` (name "check x") -> outputs `approved`, `rejected` and
+    `message`. With `side_branch`, `x` also goes through a calculator to output `side`, beside the review."""
+    builder = (
+        GraphBuilder("reviewed")
+        .input("in", "x")
+        .node("review", "HumanInTheLoopBlock", name="check x", editable=editable, **review)
+        .output("approved", "approved")
+        .output("rejected", "rejected")
+        .output("message", "message")
+        .link("in", "result", "review", "data")
+        .link("review", "approved_data", "approved", "value")
+        .link("review", "rejected_data", "rejected", "value")
+        .link("review", "review_message", "message", "value")
+    )
+    if side_branch:
+        builder.node("side_add", "CalculatorBlock", operation="Add", b=1).output("side", "side")
+        builder.link("in", "result", "side_add", "a").link("side_add", "result", "side", "value")
+    return builder.build()

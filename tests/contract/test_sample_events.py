@@ -145,6 +145,9 @@ API_EXPECTED = {
     "stop_execution": 200,
     "resume_execution": 409,
     "redrive_execution": 409,  # the sample run is not FAILED
+    "list_reviews": 200,
+    "get_review": 404,  # the sample run has no review node
+    "decide_review": 404,
     "execution_events": 200,
     "create_webhook": 201,
     "list_webhooks": 200,

@@ -57,6 +57,7 @@ def valid_body(method: str, path: str) -> Any:
         ("PUT", "/graphs/{graph_id}/versions/active"): {"version": 1},
         ("POST", "/graphs/{graph_id}/execute"): {"inputs": {"x": 1}},
         ("POST", "/graphs/{graph_id}/schedules"): {"name": "nightly", "cron": "0 3 * * *", "inputs": {"x": 1}},
+        ("POST", "/reviews/{review_id}"): {"approved": True},
     }.get((method, path))
 
 

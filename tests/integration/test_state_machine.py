@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 
 from agentflow import keys
-from agentflow.statuses import EXECUTION_TRANSITIONS, NODE_TRANSITIONS, ExecutionStatus, NodeStatus
+from agentflow.statuses import (
+    EXECUTION_TRANSITIONS,
+    NODE_TRANSITIONS,
+    REVIEW_TRANSITIONS,
+    ExecutionStatus,
+    NodeStatus,
+    ReviewStatus,
+)
 from agentflow.store import Meter, Store
 from agentflow.store.dynamo import serialize
+from agentflow.store.reviews import Decision
 
 E, N = ExecutionStatus, NodeStatus
 
@@ -153,3 +161,34 @@ def test_32_workers_race_one_claim(store: Store) -> None:
         results = race(32, lambda i, e=execution_id: store.claim_node(e, "n", 0, lease_seconds=60))
         assert sum(r.won for r in results) == 1
         assert store.get_node(execution_id, "n", 0).attempts == 2  # type: ignore[union-attr]
+
+
+def put_review(store: Store, status: ReviewStatus) -> str:
+    execution_id = put_execution(store, E.REVIEW, pending=1)
+    review_id = keys.review_id(execution_id, "n", 0)
+    item = {"review_id": review_id, "execution_id": execution_id, "node_id": "n", "seq": 0, "status": status.value}
+    store.client.put_item(
+        TableName=store.table,
+        Item={"PK": {"S": keys.execution_pk(execution_id)}, "SK": {"S": keys.review_sk(review_id)}}
+        | {k: serialize(v) for k, v in item.items()},
+    )
+    return review_id
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(ReviewStatus, ReviewStatus)))
+def test_every_review_transition(store: Store, source: ReviewStatus, target: ReviewStatus) -> None:
+    """A review is decided once: only WAITING -> APPROVED/REJECTED lands, by any decider; nothing else moves it."""
+    review_id = put_review(store, source)
+    if target is ReviewStatus.WAITING:
+        with pytest.raises(ValueError, match="WAITING -> WAITING"):
+            store.decide_review(review_id, Decision(target), 0.0, "stop")
+        return
+    for by in ("person", "timeout", "stop"):
+        won = store.decide_review(review_id, Decision(target), 0.0, by)  # type: ignore[arg-type]
+        review = store.get_review(review_id)
+        assert review is not None
+        if source is ReviewStatus.WAITING and by != "timeout":  # no timeout_at: the timeout never decides it
+            assert won and review.status is target
+            return
+        assert not won and review.status is source
+    assert source is not ReviewStatus.WAITING or target in REVIEW_TRANSITIONS[source]

@@ -196,6 +196,13 @@ TABLE: dict[str, tuple[str, str, BlockType, bool, set[BlockCategory]]] = {
     "ListDifferenceBlock": ("05309873-9d61-447e-96b5-b804e2511829", "list_ops", STD, False, {C_BASIC}),
     "ListIntersectionBlock": ("b6eb08b6-dbe3-411b-b9b4-2508cb311a1f", "list_ops", STD, False, {C_BASIC}),
     "ReverseListOrderBlock": ("422cb708-3109-4277-bfe3-bc2ae5812777", "list_ops", STD, False, {C_BASIC}),
+    "HumanInTheLoopBlock": (
+        "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d",
+        "human_in_the_loop",
+        BlockType.HUMAN_IN_THE_LOOP,
+        False,
+        {C_BASIC},
+    ),
     "AgentExecutorBlock": (
         "e189baac-8c20-45a1-94a7-55177ea42565",
         "agent",
@@ -401,6 +408,11 @@ PINS: dict[str, tuple[list[str], set[str], list[str]]] = {
     ),
     "ListIntersectionBlock": (["list_a", "list_b"], {"list_a", "list_b"}, ["error", "intersection", "length"]),
     "ReverseListOrderBlock": (["input_list"], {"input_list"}, ["error", "reversed_list"]),
+    "HumanInTheLoopBlock": (
+        ["data", "name", "editable", "timeout_seconds", "on_timeout"],
+        {"data", "name"},
+        ["error", "approved_data", "rejected_data", "review_message"],
+    ),
     "AgentExecutorBlock": (
         [
             "user_id",
@@ -532,7 +544,13 @@ def test_pins_match_blocks_md(name: str) -> None:
 
 def test_standard_blocks_have_an_error_pin_and_io_blocks_do_not() -> None:
     for block in all_blocks():
-        if block.block_type in (BlockType.STANDARD, BlockType.NOTE, BlockType.WEBHOOK, BlockType.AI):
+        if block.block_type in (
+            BlockType.STANDARD,
+            BlockType.NOTE,
+            BlockType.WEBHOOK,
+            BlockType.AI,
+            BlockType.HUMAN_IN_THE_LOOP,
+        ):
             assert block.has_error_pin(), block.name()
             assert block.Output.model_fields["error"].default == ""
         else:

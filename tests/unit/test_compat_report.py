@@ -16,17 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_report_counts_valid_exports_and_missing_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(ROOT / "examples" / "calculator.json", tmp_path / "calculator.json")
-    for name, block in [("review.json", "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d"), ("other.json", "feed-beef")]:
+    for name, block in [("review.json", "f0f0f0f0-0000-4000-8000-000000000001"), ("other.json", "feed-beef")]:
         graph = graphs.linear()
         graph["nodes"][1]["block_id"] = block
         graph["sub_graphs"] = [{**graphs.linear(), "name": "sub"}]
-        graph["sub_graphs"][0]["nodes"][1]["block_id"] = "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d"
+        graph["sub_graphs"][0]["nodes"][1]["block_id"] = "f0f0f0f0-0000-4000-8000-000000000001"
         (tmp_path / name).write_text(json.dumps(graph))
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "calculator.json: valid" in out
     assert "1 of 3 exports validate" in out
-    assert "    2 export(s) need HumanInTheLoopBlock (`8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d`)" in out
+    assert "    2 export(s) need `f0f0f0f0-0000-4000-8000-000000000001`" in out
     assert "    1 export(s) need `feed-beef`" in out
     assert main([str(tmp_path), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)

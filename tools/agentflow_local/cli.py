@@ -3,7 +3,8 @@
     agentflow run GRAPH.json [--input NAME=VALUE ...] [--inputs JSON] [--redeliver N] [--json]
 
 Exit codes: 0 the run COMPLETED; 1 it FAILED or was TERMINATED (or the local stack failed); 2 the graph or the
-inputs are invalid, with every problem on stderr.
+inputs are invalid, with every problem on stderr; 3 it waits for a human review, which only the HTTP API can
+decide (run the graph under `agentflow serve`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from agentflow_local.dynamodb import DynamoDBLocalError, project_root
 from agentflow_local.stack import LocalStack, LocalStackConfig
 
 LOCAL_USER = "local"
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REVIEW = 0, 1, 2, 3
 FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, ExecutionStatus.TERMINATED.value}
+WAIT_ENDS = {*FINAL, ExecutionStatus.REVIEW.value}  # a review only the HTTP API can decide: nothing more to wait for
 NODE_KEYS = (
     "node_id",
     "block_id",
@@ -42,6 +44,7 @@ NODE_KEYS = (
     "error",
     "stats",
     "child_execution_id",
+    "review_id",
 )
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
 
@@ -219,7 +222,23 @@ def run_command(args: argparse.Namespace) -> int:
         print(json.dumps(public_report(report), indent=2))
     else:
         print_summary(report, sys.stdout)
+    if report["status"] == ExecutionStatus.REVIEW.value:
+        _say_reviews(report)
+        return EXIT_REVIEW
     return EXIT_OK if report["status"] == ExecutionStatus.COMPLETED.value else EXIT_FAILED
+
+
+def _say_reviews(report: dict[str, Any]) -> None:
+    """Nobody can decide a review here (there is no API): say which wait, and where they can be decided."""
+    waiting = [n for n in report["nodes"] if n.get("review_id") and n["status"] == "WAITING"]
+    print(f"agentflow: the run waits for {len(waiting)} human review(s):", file=sys.stderr)
+    for node in waiting:
+        print(f"  node {node['node_id']}: {(node.get('inputs') or {}).get('name', '')}", file=sys.stderr)
+    print(
+        "  `agentflow run` cannot decide reviews: run the graph under `agentflow serve` and decide them with "
+        "POST /reviews/{id}",
+        file=sys.stderr,
+    )
 
 
 def _store(stack: LocalStack, graph: ValidGraph, document: Any) -> tuple[str, int]:
@@ -257,7 +276,7 @@ def run_on_stack(
             signature = (bus.delivered, execution.updated_at, execution.pending, stack.waiting_retries())
             if signature != progress:
                 progress, last_change = signature, time.monotonic()
-            if execution.status in FINAL and stack.idle():
+            if execution.status in WAIT_ENDS and stack.idle():
                 break
             now = time.monotonic()
             # a retry waiting for its backoff is progress to come, not a stall

@@ -21,10 +21,8 @@ from agentflow.exports import ExportProblem
 from agentflow_local.cli_validate import problems_of
 
 # Blocks an export may need that agentflow does not have yet, by AutoGPT UUID: names make the report readable.
-KNOWN_MISSING = {
-    "e189baac-8c20-45a1-94a7-55177ea42565": "AgentExecutorBlock",
-    "8b2a7b3c-6e9d-4a5f-8c1b-2e3f4a5b6c7d": "HumanInTheLoopBlock",
-}
+# None today: every AutoGPT block the exports use is here.
+KNOWN_MISSING: dict[str, str] = {}
 UNKNOWN_BLOCK = "unknown block '"
 
 

@@ -52,7 +52,13 @@ def local_refs(table_name: str, bus_name: str, parameters: Mapping[str, str] | N
 
 
 # Read from the environment `agentflow run` / `agentflow serve` runs in, as a deployment reads its parameters
-PASSED_THROUGH = ("AGENTFLOW_LLM_TIMEOUT", "AGENTFLOW_LLM_PRICES", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+PASSED_THROUGH = (
+    "AGENTFLOW_LLM_TIMEOUT",
+    "AGENTFLOW_LLM_PRICES",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "AGENTFLOW_MAX_CONCURRENT_RUNS_PER_GRAPH",
+)
 
 
 @dataclass
@@ -208,7 +214,7 @@ class LocalStack:
         environment["AGENTFLOW_CREDENTIALS_KEY_FILE"] = str(self.key_file())  # the local keyring, not KMS
         if config.log_level:
             environment["LOG_LEVEL"] = config.log_level
-        for name in PASSED_THROUGH:  # the user's own LLM settings, over template.yaml's parameter defaults
+        for name in PASSED_THROUGH:  # the user's own settings, over template.yaml's parameter defaults
             if os.environ.get(name):
                 environment[name] = os.environ[name]
         environment.update(config.environment)

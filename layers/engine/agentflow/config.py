@@ -13,6 +13,8 @@ from agentflow.net.policy import HttpPolicy
 from agentflow.retries import ResolvedPolicy
 
 DEFAULT_RETENTION_DAYS = 30.0
+DEFAULT_MAX_CONCURRENT_RUNS = 25  # AutoGPT's runs per user per graph at once (README, "Concurrency limits")
+MAX_CONCURRENT_RUNS = 1_000  # the holders of a graph's slots share one item: 1,000 ids stay well under 400 KB
 
 
 def env_number(env: Mapping[str, str], name: str, minimum: float) -> float | None:
@@ -32,6 +34,16 @@ def env_number(env: Mapping[str, str], name: str, minimum: float) -> float | Non
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
     value = env_number(env, name, minimum)
     return default if value is None else value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    """A whole number in [minimum, maximum] from variable `name`; ConfigurationError naming it otherwise."""
+    value = env_number(env, name, minimum)
+    if value is None:
+        return default
+    if not minimum <= value <= maximum or not value.is_integer():
+        raise ConfigurationError(f"{name} must be a whole number from {minimum} to {maximum}, got {env[name]!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class Settings:
     credentials_key_id: str = ""  # the KMS key encrypting users' credentials (deployed; template.yaml sets it)
     credentials_key_file: str = ""  # a local key file instead (the local stack sets it); wins when both are set
     llm: LlmSettings = field(default_factory=LlmSettings)  # AGENTFLOW_LLM_*, OPENAI_BASE_URL, ANTHROPIC_BASE_URL
+    # runs of one graph of one user going at once, unless the graph's max_concurrent_runs says otherwise
+    max_concurrent_runs_per_graph: int = DEFAULT_MAX_CONCURRENT_RUNS
 
     @property
     def retention_seconds(self) -> float:
@@ -93,6 +107,13 @@ class Settings:
             credentials_key_id=env.get("AGENTFLOW_CREDENTIALS_KEY_ID", ""),
             credentials_key_file=env.get("AGENTFLOW_CREDENTIALS_KEY_FILE", ""),
             llm=LlmSettings.from_env(env),
+            max_concurrent_runs_per_graph=_whole(
+                env,
+                "AGENTFLOW_MAX_CONCURRENT_RUNS_PER_GRAPH",
+                DEFAULT_MAX_CONCURRENT_RUNS,
+                1,
+                MAX_CONCURRENT_RUNS,
+            ),
         )
 
 

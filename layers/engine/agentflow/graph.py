@@ -13,8 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentflow.blocks.execution import input_keys
 from agentflow.blocks.registry import get_block
 from agentflow.blocks.sdk import Block, BlockType
+from agentflow.config import MAX_CONCURRENT_RUNS
 from agentflow.errors import InvalidInput
 from agentflow.llm.usage import Budget
 from agentflow.pins import base_name
@@ -66,6 +68,9 @@ class Graph(BaseModel):
     retry_policy: dict[str, Any] | None = None  # every node's, unless its metadata sets its own (README, Retries)
     timeout_seconds: float | None = None  # a run still going after this long fails (None: no limit)
     budget: Any = None  # LLM tokens and/or US dollars per run (README, "Costs and budgets"); checked by Budget
+    # runs of this graph (per user) going at once; None: AGENTFLOW_MAX_CONCURRENT_RUNS_PER_GRAPH. Any, so that a
+    # wrong value gets the message of `_size_problems` on every path (API, CLI, sub-graphs of an export)
+    max_concurrent_runs: Any = None
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -116,6 +121,12 @@ class ValidGraph:
     @property
     def node_execution_limit(self) -> int:
         return self.graph.node_execution_limit
+
+    @property
+    def max_concurrent_runs(self) -> int | None:
+        """The graph's own cap on its runs going at once (README, "Concurrency limits"); None: the setting's."""
+        cap = self.graph.max_concurrent_runs
+        return cap if isinstance(cap, int) else None
 
     def retry_policy(self, node_id: str, default: ResolvedPolicy) -> ResolvedPolicy:
         """The node's metadata policy over the graph's over `default` (the settings')."""
@@ -272,6 +283,12 @@ def _size_problems(graph: Graph) -> list[Problem]:
         problems.append(Problem(f"the graph is {size} bytes; the limit is {MAX_GRAPH_BYTES}"))
     if not 1 <= graph.node_execution_limit <= MAX_NODE_EXECUTION_LIMIT:
         problems.append(Problem(f"node_execution_limit must be between 1 and {MAX_NODE_EXECUTION_LIMIT}"))
+    cap = graph.max_concurrent_runs
+    if cap is not None and not (isinstance(cap, int) and not isinstance(cap, bool) and 1 <= cap <= MAX_CONCURRENT_RUNS):
+        shown = repr(cap) if len(repr(cap)) <= 40 else repr(cap)[:40] + "..."
+        problems.append(
+            Problem(f"max_concurrent_runs must be a whole number from 1 to {MAX_CONCURRENT_RUNS}, got {shown}")
+        )
     return problems
 
 
@@ -372,6 +389,8 @@ def _check_required_inputs(
         for pin in sorted(block.required_inputs()):
             if pin in given or pin in linked[node.id]:
                 continue
+            if given.intersection(input_keys(block.Input.model_fields[pin], pin)):
+                continue  # given under a former name of the pin (its validation alias)
             if block.block_type is BlockType.INPUT and pin == "value":
                 continue  # filled by the graph input of the same name
             if block.block_type is BlockType.WEBHOOK and pin == "payload":

@@ -110,8 +110,51 @@ def executions_by_graph(user_id: str, graph_id: str) -> str:
     return f"USER#{user_id}#GRAPH#{graph_id}"
 
 
+# Concurrency limits (README, "Concurrency limits"): one slot item per (user, graph) under the user's partition,
+# and one marker per run waiting for a slot under the run's.
+SLOTS_PREFIX = "SLOTS#"
+SLOT_ITEMS = "SLOTS"  # sparse GSI2 partition of the slot items (the sweeper reconciles them)
+SLOT_WAIT = "SLOTWAIT"  # sort key of a waiting run's marker (under EXEC#<id>)
+WAITING_RUNS = "SLOTWAIT"  # sparse GSI2 partition of the waiting markers (the sweeper admits lost wake-ups)
+
+
+def slots_sk(graph_id: str) -> str:
+    return f"{SLOTS_PREFIX}{graph_id}"
+
+
+def waiting_by_graph(user_id: str, graph_id: str) -> str:
+    """GSI1 partition of the runs of a graph waiting for a slot; GSI1SK `<created_at>#<id>` lists them oldest first."""
+    return f"USER#{user_id}#SLOTWAIT#{graph_id}"
+
+
 # Attribute-name prefixes inside PINS and NODE items (pin names are arbitrary strings, so they are suffixes).
 COUNTER = "c:"  # PINS: number of deliveries to a pin so far
 DELIVERY = "d:"  # PINS: delivery id -> the slot it filled
 STATIC = "s:"  # PINS: latest value of a static pin
 PIN_VALUE = "i:"  # NODE: a value delivered to this slot, before it is queued
+
+
+REVIEW_PREFIX = "REVIEW#"  # a node execution's pending human review, in its run's partition
+
+
+def review_digest(node_id: str, seq: int) -> str:
+    return hashlib.sha256(f"{node_id}#{seq}".encode()).hexdigest()[:16]
+
+
+def review_id(execution_id: str, node_id: str, seq: int) -> str:
+    """The public id of a node execution's review: its run's id, then a digest of the node execution (one review
+    per node execution, as AutoGPT keys it), so the review is found in its run's partition from its id alone."""
+    return f"{execution_id}_{review_digest(node_id, seq)}"
+
+
+def review_sk(review_id: str) -> str:
+    return f"{REVIEW_PREFIX}{review_id.rsplit('_', 1)[-1]}"
+
+
+def review_execution(review_id: str) -> str:
+    return review_id.rsplit("_", 1)[0]
+
+
+def reviews_waiting(user_id: str) -> str:
+    """GSI1 partition of a user's WAITING reviews (sparse: the key is removed when a review is decided)."""
+    return f"USER#{user_id}#REVIEWS"

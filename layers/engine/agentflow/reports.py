@@ -57,6 +57,7 @@ def node_report(node: NodeRecord) -> dict[str, Any]:
         "error": node.error,
         "stats": node_stats(node),
         "child_execution_id": node.child_execution_id,
+        "review_id": node.review_id,
         "queued_at": node.queued_at,
         "started_at": node.started_at,
         "ended_at": node.ended_at,

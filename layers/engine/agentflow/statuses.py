@@ -17,6 +17,7 @@ class ExecutionStatus(StrEnum):
     COMPLETED = "COMPLETED"
     TERMINATED = "TERMINATED"
     FAILED = "FAILED"
+    REVIEW = "REVIEW"  # paused: all that is left waits for a person's review (README, "Human review")
 
 
 class NodeStatus(StrEnum):
@@ -26,16 +27,26 @@ class NodeStatus(StrEnum):
     COMPLETED = "COMPLETED"
     TERMINATED = "TERMINATED"
     FAILED = "FAILED"
-    WAITING = "WAITING"  # a sub-agent node: its child run goes on, and no worker waits for it
+    WAITING = "WAITING"  # a sub-agent node (its child run goes on) or a review node (a person decides); no worker waits
+
+
+class ReviewStatus(StrEnum):
+    WAITING = "WAITING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
 E = ExecutionStatus
 N = NodeStatus
+R = ReviewStatus
 
+# RUNNING -> REVIEW when nothing is left but nodes waiting for a review; REVIEW -> RUNNING when one is decided.
+# REVIEW -> FAILED is its timeout_seconds passing; REVIEW -> TERMINATED a stop (which rejects its reviews).
 EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
     E.INCOMPLETE: frozenset({E.QUEUED, E.RUNNING, E.FAILED, E.TERMINATED}),
     E.QUEUED: frozenset({E.RUNNING, E.FAILED, E.TERMINATED}),
-    E.RUNNING: frozenset({E.COMPLETED, E.TERMINATED, E.FAILED}),
+    E.RUNNING: frozenset({E.COMPLETED, E.TERMINATED, E.FAILED, E.REVIEW}),
+    E.REVIEW: frozenset({E.RUNNING, E.FAILED, E.TERMINATED}),
     E.TERMINATED: frozenset({E.RUNNING}),  # resume
     E.COMPLETED: frozenset(),
     E.FAILED: frozenset({E.RUNNING}),  # redrive only (executor/redrive.py): the failed nodes run again
@@ -43,15 +54,23 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 
 # RUNNING -> RUNNING is the takeover of an expired lease; the store adds the lease guard to that source.
 # RUNNING -> QUEUED is a retry: the attempt failed transiently and waits for its backoff (`schedule_retry`).
-# RUNNING -> WAITING: a sub-agent node started its child run (`wait_for_child`); the child's end wakes it.
+# RUNNING -> WAITING: a sub-agent node started its child run (`wait_for_child`), or a review node recorded its
+# review (`wait_for_review`); the child's end, or the review's decision, wakes it.
 NODE_TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
     N.INCOMPLETE: frozenset({N.QUEUED, N.TERMINATED}),
     N.QUEUED: frozenset({N.RUNNING, N.TERMINATED}),
     N.RUNNING: frozenset({N.RUNNING, N.QUEUED, N.WAITING, N.COMPLETED, N.FAILED, N.TERMINATED}),
-    N.WAITING: frozenset({N.QUEUED, N.TERMINATED}),  # its child ended (the wake), or its run was stopped
+    N.WAITING: frozenset({N.QUEUED, N.TERMINATED}),  # its child ended or its review was decided; or a stop
     N.TERMINATED: frozenset({N.QUEUED}),  # resume
     N.COMPLETED: frozenset(),
     N.FAILED: frozenset({N.QUEUED}),  # redrive only: its run was redriven
+}
+
+# A review is decided once: by a person, by its timeout, or by a stop of its run (a rejection).
+REVIEW_TRANSITIONS: Mapping[ReviewStatus, frozenset[ReviewStatus]] = {
+    R.WAITING: frozenset({R.APPROVED, R.REJECTED}),
+    R.APPROVED: frozenset(),
+    R.REJECTED: frozenset(),
 }
 
 # Ended: nothing but a redrive (of a FAILED run, and of its failed nodes) moves them on.

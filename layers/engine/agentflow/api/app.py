@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from agentflow import __version__
-from agentflow.api import credentials, executions, graphs, schedules, webhooks
+from agentflow.api import credentials, executions, graphs, reviews, schedules, webhooks
 from agentflow.api.auth import user_for_key
 from agentflow.api.common import USER_CONTEXT_KEY, Deps, _json
 from agentflow.api.errors import ApiError, invalid, not_found, too_large, unauthorized
@@ -107,7 +107,7 @@ def build_app(engine: Engine, scheduler_port: Callable[[], SchedulerPort]) -> AP
         return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(**OPENAPI))
 
     deps = Deps(engine, scheduler_port, app)
-    for resource in (graphs, executions, webhooks, schedules, credentials):
+    for resource in (graphs, executions, reviews, webhooks, schedules, credentials):
         app.include_router(resource.router(deps))
     return app
 

@@ -16,6 +16,7 @@ from agentflow.executor.redrive import RedriveRefused
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import InvalidCursor
+from agentflow.store.slots import SlotsFull
 
 MAX_IDEMPOTENCY_KEY = 256
 
@@ -127,12 +128,15 @@ def _control_routes(r: APIGatewayRouter, deps: Deps) -> None:
 
     @r.post(
         "/executions/<execution_id>/resume",
-        summary="Resume a stopped run (409 unless TERMINATED)",
+        summary="Resume a stopped run (409 unless TERMINATED, or when its graph is at its concurrency limit)",
         responses=ok(m.StatusOut, CONFLICT),
     )
     def resume(execution_id: str) -> m.StatusOut:
         deps.owned_execution(execution_id)
-        result = deps.engine.resume(execution_id)
+        try:
+            result = deps.engine.resume(execution_id)
+        except SlotsFull as full:
+            raise conflict(str(full), {"status": full.status, "max_concurrent_runs": full.cap}) from None
         current = result.status or "UNKNOWN"
         if not result.won:
             raise conflict(

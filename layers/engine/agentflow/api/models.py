@@ -150,6 +150,7 @@ class NodeExecutionOut(BaseModel):
     error: str | None
     stats: NodeStats = Field(default_factory=NodeStats)
     child_execution_id: str | None = Field(default=None, description="a sub-agent node: the run it started")
+    review_id: str | None = Field(default=None, description="a review node: its review (GET /reviews/{id})")
     queued_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -310,3 +311,36 @@ class CredentialList(BaseModel):
 class CredentialDeleted(BaseModel):
     id: str
     deleted: bool
+
+
+class ReviewDecisionIn(BaseModel):
+    """AutoGPT's decision fields: approve or reject, with the data edited (when the review is editable)."""
+
+    model_config = ConfigDict(extra="forbid")
+    approved: bool
+    reviewed_data: Any = Field(default=None, description="the data as the reviewer edited it (omit: unchanged)")
+    message: str | None = Field(default=None, max_length=2000, description="the reviewer's message (blank: none)")
+
+
+class ReviewOut(BaseModel):
+    id: str
+    execution_id: str
+    graph_id: str
+    graph_version: int
+    node_id: str
+    payload: Any = Field(description="the data to review")
+    instructions: str = Field(description="what to review: the block's name input")
+    editable: bool
+    status: str = Field(description="WAITING, APPROVED or REJECTED")
+    created_at: str | None
+    timeout_at: str | None = Field(description="when its timeout decides it (null: no timeout)")
+    on_timeout: str = Field(description="approve or reject: how its timeout decides it")
+    reviewed_data: Any = Field(default=None, description="the reviewer's edit (null: not edited)")
+    review_message: str | None = None
+    was_edited: bool = False
+    timed_out: bool = False
+    reviewed_at: str | None = None
+
+
+class ReviewList(BaseModel):
+    reviews: list[ReviewOut]

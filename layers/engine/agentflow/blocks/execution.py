@@ -66,7 +66,7 @@ class OutputEncodingError(AgentflowError, ValueError):
 # -- input -----------------------------------------------------------------------------------------------
 
 
-def _input_keys(name: str, field: FieldInfo) -> list[str]:
+def input_keys(field: FieldInfo, name: str) -> list[str]:
     """Keys a field may arrive under: its name, then any validation alias choices (e.g. legacy names)."""
     keys = [name]
     alias = field.validation_alias
@@ -91,7 +91,7 @@ def build_input(block: type[Block], data: Mapping[str, Any]) -> BlockSchema:
     problems: list[str] = []
     values: dict[str, Any] = {}
     for name, field in block.Input.model_fields.items():
-        raw = next((merged[k] for k in _input_keys(name, field) if merged.get(k) is not None), None)
+        raw = next((merged[k] for k in input_keys(field, name) if merged.get(k) is not None), None)
         if raw is None:  # null means "not given": the default applies (§1.3g)
             if field.is_required():
                 problems.append(f"missing required input '{name}'")

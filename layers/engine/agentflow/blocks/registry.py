@@ -13,6 +13,7 @@ from agentflow.blocks.countdown import CountdownTimerBlock
 from agentflow.blocks.dict_ops import DictionaryIsEmptyBlock, RemoveFromDictionaryBlock, ReplaceDictionaryValueBlock
 from agentflow.blocks.dictionaries import AddToDictionaryBlock, CreateDictionaryBlock, FindInDictionaryBlock
 from agentflow.blocks.http import SendAuthenticatedWebRequestBlock, SendWebRequestBlock
+from agentflow.blocks.human_in_the_loop import HumanInTheLoopBlock
 from agentflow.blocks.io import (
     AgentDropdownInputBlock,
     AgentInputBlock,
@@ -124,6 +125,7 @@ _BUILT_IN: tuple[type[Block], ...] = (
     SendWebRequestBlock,
     SendAuthenticatedWebRequestBlock,
     AgentExecutorBlock,
+    HumanInTheLoopBlock,
     AITextGeneratorBlock,
     AIStructuredResponseGeneratorBlock,
     AITextSummarizerBlock,

@@ -29,6 +29,7 @@ class BlockType(StrEnum):
     WEBHOOK = "Webhook"
     AGENT = "Agent"  # AgentExecutorBlock: its pins are the called graph's, so its outputs are not checked
     AI = "AI"  # OrchestratorBlock: it yields undeclared pins (one per tool parameter), so outputs are not checked
+    HUMAN_IN_THE_LOOP = "Human In The Loop"  # the engine records a review and waits for its decision
 
 
 class BlockCategory(StrEnum):

@@ -10,6 +10,7 @@ from typing import Any
 
 from agentflow.blocks.execution import ERROR_PIN, BlockRun, execute_block
 from agentflow.blocks.sdk import Block, BlockContext
+from agentflow.retries import ResolvedPolicy
 
 REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary text; such secrets are refused at creation anyway
@@ -64,3 +65,14 @@ def scrub_run(run: BlockRun, secrets: Iterable[str]) -> BlockRun:
         outputs=[(pin, scrub(value, words)) for pin, value in run.outputs],
         error=None if run.error is None else scrub(run.error, words),
     )
+
+
+def final_result(run: BlockRun, attempt: int, policy: ResolvedPolicy) -> tuple[list[Any], str | None]:
+    """What the node ends with; a transient failure with no attempt left says so."""
+    if run.deferred_seconds is not None:  # nothing can run it later here
+        error = "this block waits, and this deployment has no delayed-run queue (RETRY_QUEUE_URL)"
+        return [(ERROR_PIN, error)], error
+    if not run.retryable or run.error is None:
+        return list(run.outputs), run.error
+    error = f"{run.error} (attempt {attempt} of {policy.max_attempts}: no attempt left)"
+    return [(ERROR_PIN, error)], error

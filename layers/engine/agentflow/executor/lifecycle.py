@@ -19,9 +19,17 @@ N = NodeStatus
 
 class Lifecycle(EngineBase):
     def _maybe_finalize(self, store: RunStatePort, execution_id: str) -> bool:
-        """Finalize a RUNNING run whose pending count is 0; True when this call did it."""
+        """Finalize a RUNNING run whose pending count is 0 (True when this call did it); pause one whose pending
+        node executions all wait for a review (RUNNING -> REVIEW)."""
         execution = store.get_execution(execution_id)
-        if execution is None or execution.status is not E.RUNNING or execution.pending != 0:
+        if execution is None or execution.status is not E.RUNNING:
+            return False
+        if execution.pending and execution.pending == execution.reviewing:  # nothing left but reviews: pause
+            paused = store.transition_execution(execution_id, E.REVIEW, [E.RUNNING], require_only_reviews=True)
+            if paused.won:
+                self._publish(store, [self._status_event(paused)])
+            return False
+        if execution.pending != 0:
             return False
         target = E.FAILED if execution.failed_nodes > 0 else E.COMPLETED
         done = store.transition_execution(
@@ -39,7 +47,7 @@ class Lifecycle(EngineBase):
         self._ended(store, failed)
 
     def _time_out(self, store: RunStatePort, execution: ExecutionRecord) -> bool:
-        """QUEUED/RUNNING -> FAILED for a run past its deadline; True when this call did it."""
+        """QUEUED/RUNNING/REVIEW -> FAILED for a run past its deadline; True when this call did it."""
         assert execution.deadline is not None
         limit = execution.deadline - epoch_of(execution.created_at) if execution.created_at else None
         error = "the run timed out: it was still going after its graph's timeout_seconds"
@@ -48,7 +56,7 @@ class Lifecycle(EngineBase):
         failed = store.transition_execution(
             execution.execution_id,
             E.FAILED,
-            [E.QUEUED, E.RUNNING],
+            [E.QUEUED, E.RUNNING, E.REVIEW],
             error=error,
             failure="timeout",
             keep_listed=self._retains,
@@ -103,10 +111,16 @@ class Lifecycle(EngineBase):
         """A run stopped or failed: the child runs its nodes wait for stop too."""
 
     def resume(self, execution_id: str) -> Transition[ExecutionRecord]:
-        """TERMINATED -> RUNNING, then re-queue every TERMINATED node and re-publish every QUEUED one."""
+        """TERMINATED -> RUNNING, then re-queue every TERMINATED node and re-publish every QUEUED one. A run under a
+        concurrency limit takes a slot in the same write, or is refused: SlotsFull, a Conflict (README,
+        "Concurrency limits"); sub-agent runs have none (they go under their parent's slot)."""
         with self._unit(execution_id) as unit:
             store = unit.store
-            resumed = store.transition_execution(execution_id, E.RUNNING, [E.TERMINATED])
+            run = store.get_execution(execution_id)
+            if run is not None and run.max_concurrent_runs is not None:
+                resumed = store.resume_with_slot(run)
+            else:
+                resumed = store.transition_execution(execution_id, E.RUNNING, [E.TERMINATED])
             if not resumed.won:
                 return resumed
             events = [self._status_event(resumed)]

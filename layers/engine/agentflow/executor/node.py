@@ -16,7 +16,7 @@ from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
 from agentflow.clock import iso_at
 from agentflow.credentials.models import credential_fields
 from agentflow.executor.accounting import Accounting, node_usage
-from agentflow.executor.attempts import run_with_timeout, scrub_run
+from agentflow.executor.attempts import final_result, run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
 from agentflow.graph import ValidGraph
 from agentflow.retries import ResolvedPolicy, RetryMessage
@@ -105,18 +105,21 @@ class NodeRunning(Accounting):
             outputs = [tuple(pair) for pair in json.loads(node.outputs)]
             return NodeResult(outputs, node.error, dict(node.stats) or None)
         attempt = node.attempts
-        if graph.block(node.node_id).block_type is BlockType.AGENT:
-            agent_run = self._agent_run(store, execution, graph, node)
-            if agent_run is None:
+        block_type = graph.block(node.node_id).block_type
+        if block_type in (BlockType.AGENT, BlockType.HUMAN_IN_THE_LOOP):  # the engine runs these itself
+            waited = (self._agent_run if block_type is BlockType.AGENT else self._review_run)(
+                store, execution, graph, node
+            )
+            if waited is None:
                 return NodeRunOutcome.WAITING
-            run = agent_run
+            run = waited
         else:
             run = self._run_block(store, execution, graph, node, policy, lease)
         if run.deferred_seconds is not None and self.retry_queue is not None:
             return self._retry_later(store, execution.execution_id, node, policy, run)
         if run.retryable and attempt - node.deferrals < policy.max_attempts and self.retry_queue is not None:
             return self._retry_later(store, execution.execution_id, node, policy, run)
-        outputs, error = self._final_result(run, attempt - node.deferrals, policy)
+        outputs, error = final_result(run, attempt - node.deferrals, policy)
         result = NodeResult(outputs, error, node_usage(node, run), run.fails_run)
         saved = store.save_node_result(
             execution.execution_id, node.node_id, node.seq, attempt, dumps(outputs), error, result.usage
@@ -152,6 +155,12 @@ class NodeRunning(Accounting):
         """A sub-agent node's run (agentflow.executor.subagents); None while it waits for its child."""
         raise NotImplementedError
 
+    def _review_run(
+        self, store: RunStatePort, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord
+    ) -> BlockRun | None:
+        """A review node's run (agentflow.executor.reviews); None while it waits for the decision."""
+        raise NotImplementedError
+
     def _not_claimed(
         self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None
     ) -> NodeRunOutcome:
@@ -172,7 +181,7 @@ class NodeRunning(Accounting):
         the node it woke is terminated. A stopped run waits for its resume."""
         if execution.deadline is None or store.clock() <= execution.deadline:
             return False
-        if execution.status not in (E.QUEUED, E.RUNNING):
+        if execution.status not in (E.QUEUED, E.RUNNING, E.REVIEW):
             return False
         self._time_out(store, execution)
         store.transition_node(execution.execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
@@ -189,6 +198,10 @@ class NodeRunning(Accounting):
             return False
         if status in (E.INCOMPLETE, E.QUEUED):
             moved = store.transition_execution(execution_id, E.RUNNING, [E.INCOMPLETE, E.QUEUED])
+            if moved.won:
+                self._publish(store, [self._status_event(moved)])
+        if status is E.REVIEW:  # a decided review's node, whose waker died before moving the run on
+            moved = store.transition_execution(execution_id, E.RUNNING, [E.REVIEW], require_unreviewed_work=True)
             if moved.won:
                 self._publish(store, [self._status_event(moved)])
         return True
@@ -257,17 +270,6 @@ class NodeRunning(Accounting):
         if self.credentials is None:
             raise BlockError(f"{block.name()} needs credentials, and this deployment has no credentials store")
         return self.credentials.resolve_node(user_id, block, inputs)
-
-    @staticmethod
-    def _final_result(run: BlockRun, attempt: int, policy: ResolvedPolicy) -> tuple[list[Any], str | None]:
-        """What the node ends with; a transient failure with no attempt left says so."""
-        if run.deferred_seconds is not None:  # nothing can run it later here
-            error = "this block waits, and this deployment has no delayed-run queue (RETRY_QUEUE_URL)"
-            return [(ERROR_PIN, error)], error
-        if not run.retryable or run.error is None:
-            return list(run.outputs), run.error
-        error = f"{run.error} (attempt {attempt} of {policy.max_attempts}: no attempt left)"
-        return [(ERROR_PIN, error)], error
 
     def _retry_later(
         self, store: RunStatePort, execution_id: str, node: NodeRecord, policy: ResolvedPolicy, run: BlockRun

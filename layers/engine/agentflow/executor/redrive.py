@@ -12,6 +12,7 @@ from agentflow.executor.reviews import Reviews
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, Transition
 from agentflow.store.redrives import MAX_REDRIVEN_NODES
+from agentflow.store.slots import SlotsFull
 
 E = ExecutionStatus
 N = NodeStatus
@@ -55,11 +56,19 @@ class Redriving(Reviews):
                 raise RedriveRefused(
                     f"{len(failed)} node executions failed; a redrive re-runs at most {MAX_REDRIVEN_NODES}", status
                 )
+            cap = execution.max_concurrent_runs  # a slot first (README, "Concurrency limits")
+            if cap is not None and not store.take_slot(execution.user_id, execution.graph_id, execution_id, cap):
+                full = SlotsFull(execution.graph_id, cap, status)
+                raise RedriveRefused(f"this run cannot be redriven now: {full}", status)
             store.unretire(execution_id)
             moved = store.redrive_execution(execution, failed)
             if not moved.won:
+                if cap is not None:
+                    self._release_slot(store, moved.item or execution)  # unless it runs: another redrive won
                 current = moved.status or status
                 raise RedriveRefused(f"only a FAILED run can be redriven; this one is {current}", current)
+            if cap is not None:  # its failure's give-back may have crossed our take: it holds a slot now, for sure
+                store.take_slot(execution.user_id, execution.graph_id, execution_id, None)
             events = [self._status_event(moved)]
             events += [OutboundEvent.node_queued(execution_id, n.node_id, n.seq) for n in failed]
             for node in stopped:  # stopped by the failure: they run again, as on resume

@@ -5,7 +5,7 @@ idempotency key makes a repeated start find the same execution."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from agentflow.executor.base import StartResult, dumps
 from agentflow.executor.node import NodeRunning
 from agentflow.graph import GraphValidationError, Problem, ValidGraph, validate_inputs
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import RunStatePort
+from agentflow.store import ExecutionRecord, RunStatePort
 
 MAX_START_BYTES = 100_000  # a run's inputs travel in node items (400 KB each) beside their outputs
 
@@ -102,7 +102,11 @@ class Starting(NodeRunning):
                 "graph_version": graph_version,
                 "node_limit": graph.node_execution_limit,
             }
-            if parent is not None:
+            if parent is None:  # a sub-agent run goes under its parent's slot (README, "Concurrency limits")
+                execution["max_concurrent_runs"] = (
+                    graph.max_concurrent_runs or self.settings.max_concurrent_runs_per_graph
+                )
+            else:
                 execution.update(
                     parent_execution_id=parent.execution_id,
                     parent_node_id=parent.node_id,
@@ -114,7 +118,9 @@ class Starting(NodeRunning):
             start_nodes = _start_nodes(graph, inputs, trigger_payload)
             execution_id, created = store.create_execution(execution, inputs_json, start_nodes, idempotency_key)
             unit.execution_id = execution_id
-            self._publish_start(store, execution_id)
+            # as just written (saves a read); a start that lost its idempotency key to another reads the winner's
+            written = ExecutionRecord.from_item({**execution, "status": E.INCOMPLETE.value}) if created else None
+            self._publish_start(store, execution_id, written)
             return StartResult(execution_id, created)
 
     def _check_credentials(self, user_id: str, graph: ValidGraph) -> None:
@@ -130,12 +136,17 @@ class Starting(NodeRunning):
         if problems:
             raise GraphValidationError(problems, what="credentials")
 
-    def _publish_start(self, store: RunStatePort, execution_id: str) -> None:
+    def _publish_start(self, store: RunStatePort, execution_id: str, execution: ExecutionRecord | None = None) -> None:
+        """INCOMPLETE -> QUEUED; only the winner publishes the starting nodes. `execution`: its META as known, if
+        it is (the concurrency limits read it otherwise: executor/admission.py)."""
         moved = store.transition_execution(execution_id, E.QUEUED, [E.INCOMPLETE])
-        if not moved.won:
-            return  # another starter won and publishes
+        if moved.won:  # else another starter won and publishes
+            self._publish_nodes(store, execution_id, [self._status_event(moved)])
+
+    def _publish_nodes(self, store: RunStatePort, execution_id: str, then: Sequence[OutboundEvent] = ()) -> None:
+        """One event per QUEUED node execution of the run, then `then`."""
         events = [
             OutboundEvent.node_queued(execution_id, n.node_id, n.seq)
             for n in store.list_nodes(execution_id, status=N.QUEUED)
         ]
-        self._publish(store, [*events, self._status_event(moved)])
+        self._publish(store, [*events, *then])

@@ -117,6 +117,8 @@ class SubAgents(Admission):
     def _stop_children(self, store: RunStatePort, execution_id: str) -> None:
         """A stopped (or failed) parent stops the runs its waiting nodes wait for; their nodes are TERMINATED."""
         for node in store.list_nodes(execution_id, status=N.WAITING):
+            if node.review_id is not None:
+                continue  # a review node: agentflow.executor.reviews stops it
             store.transition_node(execution_id, node.node_id, node.seq, N.TERMINATED, [N.WAITING])
             if node.child_execution_id is not None:
                 self.stop(node.child_execution_id)

@@ -74,15 +74,18 @@ class Sweeping(Redriving):
             else:  # retention was switched off since it ended: keep it forever, off the index
                 store.retire(execution_id, None, None)
             return
-        if status not in (E.QUEUED, E.RUNNING):
+        if status not in (E.QUEUED, E.RUNNING, E.REVIEW):
             return
         if execution.deadline is not None and now > execution.deadline:
             if self._time_out(store, execution):
                 report.timed_out += 1
             return
+        if status is E.QUEUED and (execution.awaiting_slot or age_seconds(execution.updated_at, now) <= stale_after):
+            return  # waits for a slot (admission publishes its nodes), or they went out too recently to be lost
         nodes = store.list_nodes(execution_id)
         lost = [n for n in nodes if self._looks_lost(n, stale_after, now)]
         report.woken += self._sweep_waiting(store, nodes)
+        report.reviews_timed_out += self._sweep_reviews(store, execution, nodes, now)
         if status is E.RUNNING:
             lost += self._requeue_left_behind(store, execution_id, nodes, stale_after, now)
         events = [OutboundEvent.node_queued(execution_id, n.node_id, n.seq) for n in lost]

@@ -52,6 +52,8 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         error: str | None = None,
         failure: str | None = None,
         require_pending_zero: bool = False,
+        require_only_reviews: bool = False,
+        require_unreviewed_work: bool = False,
         keep_listed: bool = False,
     ) -> Transition[ExecutionRecord]: ...
 

@@ -47,6 +47,9 @@ class ExecutionRecord:
     depth: int = 0  # sub-agent levels below its top run
     failure: str | None = None  # why a FAILED run failed when no node did: node_limit, budget, timeout, ...
     redrives: int = 0  # how often it was redriven
+    reviewing: int = 0  # node executions waiting for a review (counted in `pending` too)
+    max_concurrent_runs: int | None = None  # its graph's cap (README, "Concurrency limits"); None: not capped
+    awaiting_slot: bool = False  # QUEUED over its cap: its nodes go out once it is admitted
 
     @staticmethod
     def from_item(item: Mapping[str, Any]) -> ExecutionRecord:
@@ -75,6 +78,9 @@ class ExecutionRecord:
             depth=int(item.get("depth", 0)),
             failure=_opt_str(item.get("failure")),
             redrives=int(item.get("redrives", 0)),
+            reviewing=int(item.get("reviewing", 0)),
+            max_concurrent_runs=None if item.get("max_concurrent_runs") is None else int(item["max_concurrent_runs"]),
+            awaiting_slot=bool(item.get("awaiting_slot", False)),
         )
 
     @property
@@ -112,6 +118,7 @@ class NodeRecord:
     usage_counted: bool = False  # its usage is in the run's totals already (it was stopped after its block ran)
     child_execution_id: str | None = None  # a sub-agent node: the child run it started
     log_base: int = 0  # attempt_log entries before a redrive (their usage was counted): not this run's
+    review_id: str | None = None  # a review node: the review it waits for (or waited for)
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -148,6 +155,7 @@ class NodeRecord:
             usage_counted=bool(item.get("usage_counted", False)),
             child_execution_id=_opt_str(item.get("child_execution_id")),
             log_base=int(item.get("log_base", 0)),
+            review_id=_opt_str(item.get("review_id")),
         )
 
 

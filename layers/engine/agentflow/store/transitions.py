@@ -96,10 +96,14 @@ class StatusWrites(Table):
         error: str | None = None,
         failure: str | None = None,
         require_pending_zero: bool = False,
+        require_only_reviews: bool = False,
+        require_unreviewed_work: bool = False,
         keep_listed: bool = False,
     ) -> Transition[ExecutionRecord]:
         """Move an execution to `target` from `sources` (default: every source the table allows). A run that
-        ends leaves the sweeper's index, unless `keep_listed` (its retention is stamped later: `retire`)."""
+        ends leaves the sweeper's index, unless `keep_listed` (its retention is stamped later: `retire`).
+        `require_only_reviews`: everything still pending waits for a review (-> REVIEW);
+        `require_unreviewed_work`: something pending does not (REVIEW -> RUNNING)."""
         expr = Expr()
         sets = []
         if error is not None:
@@ -120,6 +124,12 @@ class StatusWrites(Table):
             sets.append(f"{expr.n('GSI2PK')} = {expr.v(keys.active_shard(execution_id))}")
             sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{self._now()}#{execution_id}')}")
         condition = f"{expr.n('pending')} = {expr.v(0)}" if require_pending_zero else None
+        if require_only_reviews or require_unreviewed_work:
+            pending, reviewing, zero = expr.n("pending"), expr.n("reviewing"), expr.v(0)
+            if require_only_reviews:
+                condition = f"{reviewing} > {zero} AND {pending} = {reviewing}"
+            else:
+                condition = f"(attribute_not_exists({reviewing}) AND {pending} > {zero}) OR {pending} > {reviewing}"
         params = self._status_update(
             keys.execution_pk(execution_id),
             keys.META,
