@@ -24,7 +24,7 @@ from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, va
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Store
-from agentflow_local import cli_credentials, cli_validate
+from agentflow_local import cli_client, cli_credentials, cli_validate
 from agentflow_local.dynamodb import DynamoDBLocalError, project_root
 from agentflow_local.stack import LocalStack, LocalStackConfig
 
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
     cli_credentials.register(commands)
     cli_validate.register(commands)
+    cli_client.register(commands)
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="create an API key and print it (once) on stdout")
@@ -140,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_credentials.credentials_command(args)
     if args.command == "validate":
         return cli_validate.validate_command(args)
+    if args.command in ("graphs", "execute", "runs"):
+        return cli_client.client_command(args)
     return EXIT_INVALID  # pragma: no cover - argparse rejects unknown commands
 
 

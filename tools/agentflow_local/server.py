@@ -74,6 +74,9 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
         cron = CronScheduler(stack.template, stack.runtime).start()
         key = dev_api_key(stack.engine.store, files)
         examples = register_examples(stack, files)
+        # how other commands (`agentflow graphs`, `runs`...) find this stack; its owner's alone, like the dev key
+        files.running.touch(mode=0o600)
+        files.running.chmod(0o600)  # touch keeps the mode of a file a crashed serve left behind
         files.running.write_text(
             json.dumps({"pid": os.getpid(), "dynamodb_endpoint": stack.dynamodb_endpoint, "api_url": gateway.url})
         )
