@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from agentflow.errors import InvalidInput
 from agentflow.exports import load_export
 from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, validate_inputs
 from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
 from agentflow.store import Store
 from agentflow_local import cli_client, cli_credentials, cli_validate
+from agentflow_local.cli_inputs import UsageError, parse_inputs
 from agentflow_local.dynamodb import DynamoDBLocalError, project_root
 from agentflow_local.stack import LocalStack, LocalStackConfig
 
@@ -47,42 +47,6 @@ NODE_KEYS = (
     "review_id",
 )
 STALL_SECONDS = 15.0  # nothing in flight and no progress for this long: an event was lost
-
-
-class UsageError(InvalidInput):
-    """The command line or its inputs are malformed (exit code 2)."""
-
-
-def parse_value(text: str) -> Any:
-    """A value given on the command line: JSON when it parses as JSON, else the text itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_inputs(pairs: Sequence[str], inputs_json: str | None) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    problems = []
-    if inputs_json is not None:
-        try:
-            loaded = json.loads(inputs_json)
-        except json.JSONDecodeError as exc:
-            problems.append(f"--inputs is not valid JSON: {exc}")
-        else:
-            if isinstance(loaded, dict):
-                inputs.update(loaded)
-            else:
-                problems.append(f"--inputs must be a JSON object, got {type(loaded).__name__}")
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            problems.append(f"--input expects NAME=VALUE, got {pair!r}")
-            continue
-        inputs[name] = parse_value(value)
-    if problems:
-        raise UsageError("\n".join(problems))
-    return inputs
 
 
 def build_parser() -> argparse.ArgumentParser:

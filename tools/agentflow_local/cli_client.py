@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentflow_local.cli_inputs import UsageError, parse_inputs
 from agentflow_local.client import Client, ClientError, resolve
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REVIEW = 0, 1, 2, 3
@@ -74,7 +75,6 @@ def register(commands: Any) -> None:
 
 def client_command(args: argparse.Namespace) -> int:
     """Run one client command; an API error is one line on stderr and exit 2 (4xx) or 1 (anything else)."""
-    from agentflow_local.cli import UsageError
 
     try:
         return COMMANDS[(args.command, getattr(args, "client_action", None))](args)
@@ -120,7 +120,6 @@ def graphs_list(args: argparse.Namespace) -> int:
 
 
 def graphs_push(args: argparse.Namespace) -> int:
-    from agentflow_local.cli import UsageError
 
     try:
         document = json.loads(args.file.read_text())
@@ -155,7 +154,6 @@ def graphs_show(args: argparse.Namespace) -> int:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from agentflow_local.cli import parse_inputs
 
     inputs = parse_inputs(args.input, args.inputs)
     client = _client(args)
@@ -208,7 +206,6 @@ def print_outcome(report: Any) -> None:
 def runs_list(args: argparse.Namespace) -> int:
     """One graph's runs, or (no --graph) every graph's runs merged newest first; --status filters here, since the
     API has no such filter, and pages are read until --limit matching runs are found."""
-    from agentflow_local.cli import UsageError
 
     if args.limit < 1:
         raise UsageError("--limit must be 1 or more")
