@@ -103,7 +103,6 @@ def test_decisions_at_once_have_exactly_one_winner(engine: Engine, publisher: Re
 
 
 def test_a_decision_against_a_stop_lands_once(engine: Engine, publisher: RecordingPublisher) -> None:
-    outcomes = set()
     for _ in range(ROUNDS):
         execution_id, review_id = paused_run(engine, publisher)
         approvers = [partial(engine.decide_review, "u1", review_id, True) for _ in range(RACERS - 1)]
@@ -125,7 +124,6 @@ def test_a_decision_against_a_stop_lands_once(engine: Engine, publisher: Recordi
         assert run is not None and run.status is ExecutionStatus.TERMINATED and run.reviewing == 0
         node = next(n for n in engine.store.list_nodes(execution_id) if n.node_id == "review")
         assert node.status in (NodeStatus.QUEUED, NodeStatus.TERMINATED)  # woken by the approval, or stopped
-        outcomes.add(final.status)
         publisher.take()
         assert engine.resume(execution_id).won
         drain(engine, publisher)
@@ -133,7 +131,6 @@ def test_a_decision_against_a_stop_lands_once(engine: Engine, publisher: Recordi
         assert report is not None and report["status"] == "COMPLETED"
         side = "approved" if final.status is ReviewStatus.APPROVED else "rejected"
         assert report["outputs"][side] == [{"n": 1}]
-    assert outcomes  # each round had one outcome (which one is the race's)
 
 
 def test_a_decision_after_the_timeout_loses_to_it_whoever_comes_first(

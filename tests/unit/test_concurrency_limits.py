@@ -31,6 +31,7 @@ from tests import graphs
 from tests.conftest import table_properties
 from tests.graphs import GraphBuilder, adder, twice
 from tests.support.clock import FakeClock
+from tests.support.crash import Crash, install_crash
 from tests.unit.driver import drain
 
 E = ExecutionStatus
@@ -400,26 +401,6 @@ CRASH_WRITES = [
 ]
 
 
-class Crash(Exception):
-    """The process died here."""
-
-
-def install_crash(monkeypatch: pytest.MonkeyPatch, crash_at: int) -> dict[str, Any]:
-    state: dict[str, Any] = {"writes": 0, "crashed": None}
-    for name in CRASH_WRITES:
-        real = getattr(Store, name)
-
-        def wrapper(self: Store, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
-            state["writes"] += 1
-            if state["writes"] == crash_at:
-                state["crashed"] = _name
-                raise Crash(f"died before {_name}")
-            return _real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Store, name, wrapper)
-    return state
-
-
 def recover_two_runs(
     engine: Engine, publisher: RecordingPublisher, clock: FakeClock, graph: tuple[str, int]
 ) -> list[str] | None:
@@ -467,7 +448,7 @@ def test_a_crash_at_every_write_still_completes_both_runs_within_the_cap_and_lea
     engine: Engine, publisher: RecordingPublisher, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as counting:
-        state = install_crash(counting, crash_at=0)
+        state = install_crash(counting, 0, CRASH_WRITES)
         graph = register(engine, capped(graphs.linear(), 1))
         assert recover_two_runs(engine, publisher, clock, graph) is not None
         total = state["writes"]
@@ -477,7 +458,7 @@ def test_a_crash_at_every_write_still_completes_both_runs_within_the_cap_and_lea
         engine = fresh_engine(engine, crash_at)
         graph = register(engine, capped(graphs.linear(), 1))
         with monkeypatch.context() as patch:
-            state = install_crash(patch, crash_at)
+            state = install_crash(patch, crash_at, CRASH_WRITES)
             runs = recover_two_runs(engine, publisher, clock, graph)
         assert runs is not None, f"crash at write {crash_at} ({state['crashed']}) left a run unfinished"
         outputs = [execution_report(engine.store, r, ["result"]) for r in runs]

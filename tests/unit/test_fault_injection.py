@@ -14,9 +14,9 @@ from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
-from agentflow.store import Store
 from tests import graphs
 from tests.support.clock import FakeClock
+from tests.support.crash import Crash, install_crash
 from tests.unit.driver import run_graph
 
 WRITES = [
@@ -30,26 +30,6 @@ WRITES = [
     "finish_node",
     "repair_pending",
 ]
-
-
-class Crash(Exception):
-    """The process died here."""
-
-
-def install_crash(monkeypatch: pytest.MonkeyPatch, crash_at: int) -> dict[str, Any]:
-    state: dict[str, Any] = {"writes": 0, "crashed": None}
-    for name in WRITES:
-        real = getattr(Store, name)
-
-        def wrapper(self: Store, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
-            state["writes"] += 1
-            if state["writes"] == crash_at:
-                state["crashed"] = _name
-                raise Crash(f"died before {_name}")
-            return _real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Store, name, wrapper)
-    return state
 
 
 def recover_run(
@@ -106,14 +86,14 @@ def test_crash_at_every_write_still_completes(
     assert reference["status"] == "COMPLETED"
     total = 0
     with monkeypatch.context() as counting:
-        state = install_crash(counting, crash_at=0)
+        state = install_crash(counting, 0, WRITES)
         run_graph(engine, publisher, graph, inputs)
         total = state["writes"]
     assert total > 20
     crashed_in = set()
     for crash_at in range(1, total + 1):
         with monkeypatch.context() as patch:
-            state = install_crash(patch, crash_at)
+            state = install_crash(patch, crash_at, WRITES)
             report = recover_run(engine, publisher, clock, graph, inputs)
         assert report is not None, f"crash at write {crash_at} ({state['crashed']}) left the run unfinished"
         assert report["status"] == "COMPLETED", (crash_at, state["crashed"], report["error"])

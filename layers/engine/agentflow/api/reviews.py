@@ -46,10 +46,12 @@ def router(deps: Deps) -> APIGatewayRouter:
         responses=ok(m.ReviewOut, CONFLICT),
     )
     def decide_review(review_id: str, body: m.ReviewDecisionIn) -> m.ReviewOut:
-        owned(review_id)
+        _check_id("review", review_id)
         edit = body.reviewed_data if "reviewed_data" in body.model_fields_set else UNCHANGED
         try:
             decided = engine.decide_review(deps.user(), review_id, body.approved, edit, body.message)
+        except NotFound:  # another user's answers like one that does not exist
+            raise not_found("review", review_id) from None
         except InvalidDecision as exc:
             raise invalid(str(exc)) from None
         except ReviewConflict as lost:

@@ -72,7 +72,7 @@ class Lifecycle(EngineBase):
         self._release_slot(store, ended.item)
         self._wake_parent(store, ended.item)
         if ended.item.status is E.FAILED:
-            self._stop_children(store, ended.item.execution_id)
+            self._stop_children(store, ended.item.execution_id, stopped=False)
         if self._retains:
             try:
                 self._retire(store, ended.item)
@@ -93,7 +93,7 @@ class Lifecycle(EngineBase):
                 assert stopped.item is not None
                 self._publish(unit.store, [self._status_event(stopped)])
                 self._release_slot(unit.store, stopped.item)
-                self._stop_children(unit.store, execution_id)
+                self._stop_children(unit.store, execution_id, stopped=True)
             return stopped
 
     # concurrency limits (agentflow.executor.admission)
@@ -107,7 +107,7 @@ class Lifecycle(EngineBase):
     def _wake_parent(self, store: RunStatePort, child: ExecutionRecord) -> None:
         """A run ended: if a sub-agent node waits for it, that node carries on."""
 
-    def _stop_children(self, store: RunStatePort, execution_id: str) -> None:
+    def _stop_children(self, store: RunStatePort, execution_id: str, stopped: bool) -> None:
         """A run stopped or failed: the child runs its nodes wait for stop too."""
 
     def resume(self, execution_id: str) -> Transition[ExecutionRecord]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from agentflow import keys
 from agentflow.blocks.execution import ERROR_PIN, BlockInputError, BlockRun, build_input
-from agentflow.blocks.human_in_the_loop import LEGACY_OUTPUTS, review_outputs
+from agentflow.blocks.human_in_the_loop import LEGACY_OUTPUTS, HumanInTheLoopBlock, review_outputs
 from agentflow.errors import Conflict, NotFound
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import dumps
@@ -51,8 +51,8 @@ class InvalidDecision(ValueError):
 
 
 def _timeout_message(review: ReviewRecord) -> str:
-    waited = "" if review.timeout_at is None or review.created_at is None else " after its timeout_seconds"
-    return f"the review timed out{waited}: {'approved' if review.on_timeout == 'approve' else 'rejected'} by its block"
+    how = "approved" if review.on_timeout == "approve" else "rejected"
+    return f"the review timed out after its timeout_seconds: {how} by its block"
 
 
 class Reviews(SubAgents):
@@ -66,11 +66,11 @@ class Reviews(SubAgents):
             data = build_input(graph.block(node.node_id), json.loads(node.inputs or "{}"))
         except BlockInputError as exc:
             return BlockRun([(ERROR_PIN, str(exc))], str(exc))
+        assert isinstance(data, HumanInTheLoopBlock.Input)
         review_id = keys.review_id(execution.execution_id, node.node_id, node.seq)
         review = store.get_review(review_id)
         if review is None:
             now = store.clock()
-            timeout = getattr(data, "timeout_seconds", None)
             review = store.create_review(
                 ReviewRecord(
                     review_id=review_id,
@@ -80,12 +80,12 @@ class Reviews(SubAgents):
                     graph_version=execution.graph_version,
                     node_id=node.node_id,
                     seq=node.seq,
-                    payload=dumps(getattr(data, "data", None)),
-                    instructions=str(getattr(data, "name", "")),
-                    editable=bool(getattr(data, "editable", True)),
+                    payload=dumps(data.data),
+                    instructions=data.name,
+                    editable=data.editable,
                     status=R.WAITING,
-                    timeout_at=None if timeout is None else now + float(timeout),
-                    on_timeout=str(getattr(data, "on_timeout", "reject")),
+                    timeout_at=None if data.timeout_seconds is None else now + data.timeout_seconds,
+                    on_timeout=data.on_timeout,
                 )
             )
         if review.status is not R.WAITING:
@@ -185,27 +185,20 @@ class Reviews(SubAgents):
     def _decide(self, store: RunStatePort, review: ReviewRecord, decision: Decision, now: float, by: DecidedBy) -> bool:
         if not store.decide_review(review.review_id, decision, now, by):
             return False
-        decided = store.get_review(review.review_id)
-        if decided is not None and by != "stop":
-            self._wake_review(store, decided)
+        if by != "stop":  # a stop's node is TERMINATED instead (`_stop_waiting`)
+            self._wake_review(store, review)
         return True
 
-    def _stop_children(self, store: RunStatePort, execution_id: str) -> None:
-        """A stopped (or failed) run: its sub-agents stop, and its waiting reviews are rejected (as AutoGPT's stop
-        does), their nodes TERMINATED (a resume runs them again: they yield the rejection)."""
-        super()._stop_children(store, execution_id)
-        waiting = [n for n in store.list_nodes(execution_id, status=N.WAITING) if n.review_id is not None]
-        if not waiting:
+    def _stop_waiting(self, store: RunStatePort, execution_id: str, node: NodeRecord, stopped: bool) -> None:
+        """A stopped (or failed) run's waiting review is rejected (as AutoGPT's stop does) and its node TERMINATED
+        (a resume runs it again: it yields the rejection). Other waiting nodes are sub-agents'."""
+        if node.review_id is None:
+            super()._stop_waiting(store, execution_id, node, stopped)
             return
-        execution = store.get_execution(execution_id)
-        message = STOPPED if execution is not None and execution.status is E.TERMINATED else RUN_ENDED
-        now = store.clock()
-        for node in waiting:
-            assert node.review_id is not None
-            review = store.get_review(node.review_id)
-            if review is not None and review.status is R.WAITING:
-                self._decide(store, review, Decision(R.REJECTED, message), now, "stop")
-            store.end_review_wait(execution_id, node.node_id, node.seq, N.TERMINATED)
+        review = store.get_review(node.review_id)
+        if review is not None and review.status is R.WAITING:
+            self._decide(store, review, Decision(R.REJECTED, STOPPED if stopped else RUN_ENDED), store.clock(), "stop")
+        store.end_review_wait(execution_id, node.node_id, node.seq, N.TERMINATED)
 
     def _sweep_reviews(
         self, store: RunStatePort, execution: ExecutionRecord, nodes: list[NodeRecord], now: float
@@ -224,7 +217,9 @@ class Reviews(SubAgents):
                 timed_out += self._time_out_review(store, review, now)
             elif review.status is not R.WAITING:
                 self._wake_review(store, review)
-        current = store.get_execution(execution.execution_id)
+        if execution.status is not E.REVIEW and not execution.reviewing:
+            return timed_out
+        current = store.get_execution(execution.execution_id)  # the decisions above may have moved it
         if current is not None and current.status is E.REVIEW and current.pending > current.reviewing:
             moved = store.transition_execution(
                 current.execution_id, E.RUNNING, [E.REVIEW], require_unreviewed_work=True

@@ -114,14 +114,17 @@ class SubAgents(Admission):
         if child.parent_execution_id is not None and child.parent_node_id is not None:
             self._wake(store, child.parent_execution_id, child.parent_node_id, child.parent_seq)
 
-    def _stop_children(self, store: RunStatePort, execution_id: str) -> None:
-        """A stopped (or failed) parent stops the runs its waiting nodes wait for; their nodes are TERMINATED."""
+    def _stop_children(self, store: RunStatePort, execution_id: str, stopped: bool) -> None:
+        """A stopped (`stopped`) or failed run: each of its waiting nodes is TERMINATED, and what it waits for ends
+        (`_stop_waiting`)."""
         for node in store.list_nodes(execution_id, status=N.WAITING):
-            if node.review_id is not None:
-                continue  # a review node: agentflow.executor.reviews stops it
-            store.transition_node(execution_id, node.node_id, node.seq, N.TERMINATED, [N.WAITING])
-            if node.child_execution_id is not None:
-                self.stop(node.child_execution_id)
+            self._stop_waiting(store, execution_id, node, stopped)
+
+    def _stop_waiting(self, store: RunStatePort, execution_id: str, node: NodeRecord, stopped: bool) -> None:
+        """A sub-agent node: TERMINATED, and its child run stopped (agentflow.executor.reviews handles reviews)."""
+        store.transition_node(execution_id, node.node_id, node.seq, N.TERMINATED, [N.WAITING])
+        if node.child_execution_id is not None:
+            self.stop(node.child_execution_id)
 
     def _sweep_waiting(self, store: RunStatePort, nodes: list[NodeRecord]) -> int:
         """Wake the waiting nodes whose child ended without waking them (its worker died in between)."""

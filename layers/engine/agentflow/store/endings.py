@@ -64,22 +64,28 @@ class NodeEndings(StatusWrites):
         return self._conditional_update(params).won
 
     def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool:
-        """RUNNING -> WAITING for a sub-agent node that started its child run: no lease is held meanwhile, and the
-        wait is a deferral, not an attempt. Only the holder of `attempt` may do it."""
+        """RUNNING -> WAITING for a sub-agent node that started its child run."""
+        params = self._wait_update(execution_id, node_id, seq, attempt, "child_execution_id", child_id)
+        return self._conditional_update(params).won
+
+    def _wait_update(
+        self, execution_id: str, node_id: str, seq: int, attempt: int, waits_for: str, value: str
+    ) -> dict[str, Any]:
+        """RUNNING -> WAITING with what the node waits for (`waits_for` = value): no lease is held meanwhile, and
+        the wait is a deferral, not an attempt. Only the holder of `attempt` may do it."""
         expr = Expr()
-        params = self._status_update(
+        return self._status_update(
             keys.execution_pk(execution_id),
             keys.node_sk(node_id, seq),
             NODE_TRANSITIONS,
             NodeStatus.WAITING,
             [NodeStatus.RUNNING],
             expr=expr,
-            sets=[f"{expr.n('child_execution_id')} = {expr.v(child_id)}"],
+            sets=[f"{expr.n(waits_for)} = {expr.v(value)}"],
             adds=[f"{expr.n('deferrals')} {expr.v(1)}"],
             removes=[expr.n("lease_until")],
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
-        return self._conditional_update(params).won
 
     def finish_node(
         self,

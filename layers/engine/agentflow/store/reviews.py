@@ -7,6 +7,7 @@ tell "nothing left but reviews" (-> REVIEW) in one conditional write."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -15,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from agentflow import keys
 from agentflow.clock import iso_at
+from agentflow.errors import ResourceLimit
 from agentflow.statuses import (
     NODE_TRANSITIONS,
     REVIEW_TRANSITIONS,
@@ -22,8 +24,8 @@ from agentflow.statuses import (
     NodeStatus,
     ReviewStatus,
 )
-from agentflow.store.dynamo import Expr, error_code, serialize
-from agentflow.store.transitions import StatusWrites
+from agentflow.store.dynamo import Expr, deserialize_item, error_code, serialize
+from agentflow.store.endings import NodeEndings
 
 DecidedBy = Literal["person", "timeout", "stop"]
 # a decision lands only while its run goes on (or waits for it): a stopped or ended run's review is not decided
@@ -136,7 +138,7 @@ class ReviewsPort(Protocol):
     def end_review_wait(self, execution_id: str, node_id: str, seq: int, target: NodeStatus) -> bool: ...
 
 
-class ReviewItems(StatusWrites):
+class ReviewItems(NodeEndings):
     def create_review(self, review: ReviewRecord) -> ReviewRecord:
         """Record a WAITING review once: a repeated create (a duplicate delivery) finds the first one."""
         pk, sk = keys.execution_pk(review.execution_id), keys.review_sk(review.review_id)
@@ -182,8 +184,8 @@ class ReviewItems(StatusWrites):
         return None if item is None or "review_id" not in item else ReviewRecord.from_item(item)
 
     def list_waiting_reviews(self, user_id: str, limit: int) -> list[ReviewRecord]:
-        """A user's WAITING reviews, newest first: the index names them, each is then read consistently (a review
-        decided a moment ago may still be on the index)."""
+        """A user's WAITING reviews, newest first: the index names them, then they are read consistently in one batch
+        (a review decided a moment ago may still be on the index)."""
         expr = Expr()
         response = self._call(
             "query",
@@ -194,13 +196,22 @@ class ReviewItems(StatusWrites):
             Limit=limit,
             **expr.params(),
         )
-        reviews = []
-        for raw in response.get("Items", []):
-            pk, sk = raw["PK"]["S"], raw["SK"]["S"]
-            item = self._get(pk, sk)
-            if item is not None and item.get("status") == ReviewStatus.WAITING.value:
-                reviews.append(ReviewRecord.from_item(item))
-        return reviews
+        listed = [(raw["PK"]["S"], raw["SK"]["S"]) for raw in response.get("Items", [])]
+        found: dict[tuple[str, str], ReviewRecord] = {}
+        request = [self._key(pk, sk) for pk, sk in listed]
+        pending: dict[str, Any] = {self.table: {"Keys": request, "ConsistentRead": True}} if request else {}
+        for attempt in range(8):  # one BatchGetItem (a page is at most 100 keys), then what it left unprocessed
+            if not pending:
+                return [found[key] for key in listed if key in found]  # newest first, as listed
+            if attempt:
+                time.sleep(0.05 * 2**attempt)
+            answer = self._call("batch_get_item", RequestItems=pending)
+            for raw in answer.get("Responses", {}).get(self.table, []):
+                item = deserialize_item(raw)
+                if item is not None and item.get("status") == ReviewStatus.WAITING.value:
+                    found[(str(item["PK"]), str(item["SK"]))] = ReviewRecord.from_item(item)
+            pending = answer.get("UnprocessedKeys") or {}
+        raise ResourceLimit("DynamoDB left reviews unread after 8 attempts (throttled)")
 
     def decide_review(self, review_id: str, decision: Decision, now: float, by: DecidedBy) -> bool:
         """WAITING -> APPROVED/REJECTED, once. A person decides only before the review's timeout and while its run
@@ -247,20 +258,8 @@ class ReviewItems(StatusWrites):
 
     def wait_for_review(self, execution_id: str, node_id: str, seq: int, attempt: int, review_id: str) -> bool:
         """RUNNING -> WAITING for a review node whose review is recorded, and the run's `reviewing` + 1, in one
-        transaction. No lease is held meanwhile, and the wait is a deferral, not an attempt."""
-        expr = Expr()
-        node_update = self._status_update(
-            keys.execution_pk(execution_id),
-            keys.node_sk(node_id, seq),
-            NODE_TRANSITIONS,
-            NodeStatus.WAITING,
-            [NodeStatus.RUNNING],
-            expr=expr,
-            sets=[f"{expr.n('review_id')} = {expr.v(review_id)}"],
-            adds=[f"{expr.n('deferrals')} {expr.v(1)}"],
-            removes=[expr.n("lease_until")],
-            condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
-        )
+        transaction."""
+        node_update = self._wait_update(execution_id, node_id, seq, attempt, "review_id", review_id)
         return self._transact([{"Update": node_update}, {"Update": self._reviewing_add(execution_id, 1)}]) is None
 
     def end_review_wait(self, execution_id: str, node_id: str, seq: int, target: NodeStatus) -> bool:
