@@ -34,8 +34,13 @@ class NodeExecutionQueuedEvent(EventBridgeModel):
 @event_parser(model=NodeExecutionQueuedEvent)
 def lambda_handler(event: NodeExecutionQueuedEvent, context: LambdaContext) -> dict[str, Any]:
     detail = event.detail
-    lease_seconds = max(context.get_remaining_time_in_millis() - LEASE_MARGIN_MS, 1_000) / 1000
-    outcome = ENGINE.run_node(detail.execution_id, detail.node_id, detail.seq, lease_seconds=lease_seconds)
+
+    def time_left() -> float:  # what this invocation may still hold a lease for: a chain's children need it
+        return max(context.get_remaining_time_in_millis() - LEASE_MARGIN_MS, 1_000) / 1000
+
+    outcome = ENGINE.run_node(
+        detail.execution_id, detail.node_id, detail.seq, lease_seconds=time_left(), time_left=time_left
+    )
     logger.info("node execution handled", extra={"node_id": detail.node_id, "seq": detail.seq, "outcome": outcome})
     metrics.add_dimension(name="outcome", value=outcome.value)  # completed, failed, duplicate, lost_lease, ...
     metrics.add_metric(name="NodeExecutions", unit=MetricUnit.Count, value=1)

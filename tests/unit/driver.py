@@ -4,6 +4,7 @@ optionally delivering each more than once. Sequential, so moto's lack of atomici
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
@@ -13,9 +14,15 @@ from agentflow.reports import execution_report
 
 
 def drain(
-    engine: Engine, publisher: RecordingPublisher, seed: int | None = None, copies: int = 1, limit: int = 10_000
+    engine: Engine,
+    publisher: RecordingPublisher,
+    seed: int | None = None,
+    copies: int = 1,
+    limit: int = 10_000,
+    time_left: Callable[[], float] | None = None,
 ) -> int:
-    """Run queued node events until none are left; returns how many deliveries were made."""
+    """Run queued node events until none are left; returns how many deliveries were made. With `time_left`, the
+    worker may run chains inline, as the node executor does (executor/inline.py)."""
     rng = random.Random(seed)
     pending: list[tuple[str, str, int]] = []
     delivered = 0
@@ -28,7 +35,7 @@ def drain(
             return delivered
         index = rng.randrange(len(pending)) if seed is not None else 0
         execution_id, node_id, seq = pending.pop(index)
-        engine.run_node(execution_id, node_id, seq)
+        engine.run_node(execution_id, node_id, seq, time_left=time_left)
         delivered += 1
         assert delivered < limit, "runaway"
 
@@ -40,11 +47,12 @@ def run_graph(
     inputs: dict[str, Any],
     seed: int | None = None,
     copies: int = 1,
+    time_left: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     valid = validate_graph(graph)
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, inputs).execution_id
-    drain(engine, publisher, seed=seed, copies=copies)
+    drain(engine, publisher, seed=seed, copies=copies, time_left=time_left)
     report = execution_report(engine.store, execution_id, valid.output_names)
     assert report is not None
     return report

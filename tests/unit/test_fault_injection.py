@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,7 +34,12 @@ WRITES = [
 
 
 def recover_run(
-    engine: Engine, publisher: RecordingPublisher, clock: FakeClock, graph: dict[str, Any], inputs: dict[str, Any]
+    engine: Engine,
+    publisher: RecordingPublisher,
+    clock: FakeClock,
+    graph: dict[str, Any],
+    inputs: dict[str, Any],
+    time_left: Callable[[], float] | None = None,
 ) -> dict[str, Any] | None:
     valid = validate_graph(graph)
     graph_id, version = engine.register_graph("u1", valid)
@@ -52,7 +58,7 @@ def recover_run(
             event = queue.pop(0)
             d = event.detail
             try:
-                engine.run_node(d["execution_id"], d["node_id"], d["seq"])
+                engine.run_node(d["execution_id"], d["node_id"], d["seq"], time_left=time_left)
             except Crash:
                 queue.append(event)  # Lambda retries a failed asynchronous invocation
             queue.extend(e for e in publisher.take() if e.detail_type == NODE_EXECUTION_QUEUED)
@@ -69,6 +75,11 @@ def outputs_of(report: dict[str, Any]) -> dict[str, list[str]]:
     return {k: sorted(json.dumps(v) for v in vs) for k, vs in report["outputs"].items()}
 
 
+def _plenty() -> float:  # a worker with all the time a chain needs: it runs every single child itself
+    return 250.0
+
+
+@pytest.mark.parametrize("time_left", [None, _plenty], ids=["one-node-per-event", "chains-inline"])
 @pytest.mark.parametrize(
     ("graph", "inputs"),
     [(graphs.linear(), {"x": 3}), (graphs.static_feed(), {"items": [1, 2], "factor": 3})],
@@ -81,20 +92,21 @@ def test_crash_at_every_write_still_completes(
     monkeypatch: pytest.MonkeyPatch,
     graph: Any,
     inputs: dict[str, Any],
+    time_left: Callable[[], float] | None,
 ) -> None:
     reference = run_graph(engine, publisher, graph, inputs)
     assert reference["status"] == "COMPLETED"
     total = 0
     with monkeypatch.context() as counting:
         state = install_crash(counting, 0, WRITES)
-        run_graph(engine, publisher, graph, inputs)
+        run_graph(engine, publisher, graph, inputs, time_left=time_left)
         total = state["writes"]
     assert total > 20
     crashed_in = set()
     for crash_at in range(1, total + 1):
         with monkeypatch.context() as patch:
             state = install_crash(patch, crash_at, WRITES)
-            report = recover_run(engine, publisher, clock, graph, inputs)
+            report = recover_run(engine, publisher, clock, graph, inputs, time_left)
         assert report is not None, f"crash at write {crash_at} ({state['crashed']}) left the run unfinished"
         assert report["status"] == "COMPLETED", (crash_at, state["crashed"], report["error"])
         assert outputs_of(report) == outputs_of(reference), (crash_at, state["crashed"])

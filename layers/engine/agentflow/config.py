@@ -46,6 +46,18 @@ def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximu
     return int(value)
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off variable: true/false, on/off, 1/0 or yes/no; ConfigurationError naming it otherwise."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "on", "1", "yes"):
+        return True
+    if raw in ("false", "off", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {env[name]!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     table_name: str
@@ -56,6 +68,7 @@ class Settings:
     retry_queue_url: str = ""  # the SQS queue delayed attempts go through (template.yaml: RetryQueue)
     node_timeout_seconds: float = 60.0  # a block's default time limit per attempt (blocks and nodes may set theirs)
     default_lease_seconds: float = 300.0  # the node executor's timeout in template.yaml
+    inline_chains: bool = True  # a worker runs a node's single ready child itself (docs/architecture.md, "Chains")
     max_value_bytes: int = 300_000  # a node's inputs or outputs must fit one DynamoDB item (400 KB)
     retention_days: float = DEFAULT_RETENTION_DAYS  # finished runs expire (DynamoDB TTL) this long after they end
     scheduler_mode: str = "eventbridge"  # "local": the local stack fires stored schedules itself
@@ -96,6 +109,7 @@ class Settings:
             retry_max_delay_seconds=min(_number(env, "AGENTFLOW_RETRY_MAX_DELAY", 60.0, 0), 900.0),
             retry_queue_url=env.get("RETRY_QUEUE_URL", ""),
             node_timeout_seconds=_number(env, "AGENTFLOW_NODE_TIMEOUT", 60.0, 0.001),
+            inline_chains=_switch(env, "AGENTFLOW_INLINE_CHAINS", True),
             retention_days=_number(env, "AGENTFLOW_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 0),
             scheduler_mode=env.get("AGENTFLOW_SCHEDULER") or "eventbridge",
             schedule_group_name=env.get("SCHEDULE_GROUP_NAME", ""),

@@ -96,6 +96,7 @@ def execution_report(store: Store, execution_id: str, output_names: list[str] | 
             "dynamodb_write_units": float(stats.get("dynamodb_write_units", 0.0)),
             "dynamodb_read_units": float(stats.get("dynamodb_read_units", 0.0)),
             "events_published": int(stats.get("events_published", 0)),
+            "lambda_invocations": int(stats.get("lambda_invocations", 0)),  # node executor invocations
             "llm_calls": int(execution.llm.get("llm_calls", 0)),
             "llm_input_tokens": int(execution.llm.get("llm_input_tokens", 0)),
             "llm_output_tokens": int(execution.llm.get("llm_output_tokens", 0)),

@@ -112,6 +112,9 @@ class Stats(BaseModel):
     dynamodb_write_units: float
     dynamodb_read_units: float
     events_published: int
+    lambda_invocations: int = Field(
+        default=0, description="node executor invocations that worked on the run (a chain run inline is one)"
+    )
     llm_calls: int = 0
     llm_input_tokens: int = 0
     llm_output_tokens: int = 0

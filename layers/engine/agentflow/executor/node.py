@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from agentflow.credentials.models import credential_fields
 from agentflow.executor.accounting import Accounting, node_usage
 from agentflow.executor.attempts import final_result, run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
+from agentflow.executor.inline import InlineChain
 from agentflow.graph import ValidGraph
 from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
@@ -49,11 +51,25 @@ class NodeRunning(Accounting):
         seq: int,
         lease_seconds: float | None = None,
         attempt: int | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> NodeRunOutcome:
         """Handle one NodeExecutionQueued event (or, with `attempt`, one delayed retry). Safe under duplicate and
-        concurrent delivery: each attempt number runs at most once."""
+        concurrent delivery: each attempt number runs at most once. `time_left` (seconds the worker may still
+        hold a lease) lets the worker run a chain of single children itself (executor/inline.py); the outcome
+        returned is the first node's."""
         with self._unit(execution_id) as unit:
-            return self._run_node(unit.store, execution_id, node_id, seq, lease_seconds, attempt)
+            store = unit.store
+            store.meter.invocations += 1
+            chain = InlineChain(time_left) if time_left and self.settings.inline_chains and attempt is None else None
+            try:
+                outcome = self._run_node(store, execution_id, node_id, seq, lease_seconds, attempt, chain)
+                while chain is not None and (event := chain.take()) is not None:
+                    child, child_seq = str(event.detail["node_id"]), int(event.detail["seq"])
+                    self._run_node(store, execution_id, child, child_seq, chain.time_left(), None, chain)
+            finally:
+                if chain is not None and chain.held is not None:  # a failure between holding and running it
+                    self._publish(store, [chain.held])
+            return outcome
 
     def _run_node(
         self,
@@ -63,6 +79,7 @@ class NodeRunning(Accounting):
         seq: int,
         lease_seconds: float | None,
         expected_attempt: int | None,
+        chain: InlineChain | None = None,
     ) -> NodeRunOutcome:
         execution = store.get_execution(execution_id)
         if execution is None:
@@ -88,7 +105,15 @@ class NodeRunning(Accounting):
         result = self._result(store, execution, graph, node, policy, lease)
         if isinstance(result, NodeRunOutcome):
             return result
-        return self._conclude(store, execution, graph, node, result)
+        return self._conclude(store, execution, graph, node, result, chain)
+
+    def _time_limit(self, graph: ValidGraph, node_id: str) -> float:
+        """The lease a fresh invocation would give a node's block: its time limit plus the time to save and
+        propagate its result, at most the default lease."""
+        block = graph.block(node_id)
+        default_limit = self.settings.llm.timeout_seconds if block.uses_llm else self.settings.node_timeout_seconds
+        limit = graph.node_timeout(node_id) or default_limit
+        return min(limit + SAVE_MARGIN_SECONDS, self.settings.default_lease_seconds)
 
     def _result(
         self,
@@ -127,7 +152,13 @@ class NodeRunning(Accounting):
         return result if saved else NodeRunOutcome.LOST_LEASE
 
     def _conclude(
-        self, store: RunStatePort, execution: ExecutionRecord, graph: ValidGraph, node: NodeRecord, result: NodeResult
+        self,
+        store: RunStatePort,
+        execution: ExecutionRecord,
+        graph: ValidGraph,
+        node: NodeRecord,
+        result: NodeResult,
+        chain: InlineChain | None = None,
     ) -> NodeRunOutcome:
         """Propagate the result, then finish the node (and maybe the run)."""
         execution_id, attempt = execution.execution_id, node.attempts
@@ -137,14 +168,15 @@ class NodeRunning(Accounting):
             self._fail_run(store, execution_id, over, "budget")
             return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
         try:
-            propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs)
+            propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
             # e.g. a sink that received more values than one item can record: fail loudly, never silently
             error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
             propagated = True
         if not propagated:
             return self._finish_terminated(store, execution_id, node, attempt, usage)
-        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
+        holds_child = chain is not None and chain.held is not None
+        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child)
         if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
             self._check_budget(store, execution_id, graph)
         return outcome
@@ -303,7 +335,10 @@ class NodeRunning(Accounting):
         error: str | None,
         usage: dict[str, Any] | None = None,
         fails_run: bool = False,
+        holds_child: bool = False,
     ) -> NodeRunOutcome:
+        """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
+        0 and the run cannot be finished yet: no need to read it."""
         node_id, seq = node.node_id, node.seq
         block = graph.block(node_id)
         target = N.FAILED if error is not None else N.COMPLETED
@@ -327,7 +362,8 @@ class NodeRunning(Accounting):
             llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
         ):
             return NodeRunOutcome.LOST_LEASE
-        self._maybe_finalize(store, execution_id)
+        if not holds_child:
+            self._maybe_finalize(store, execution_id)
         return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
 
     def _finish_terminated(

@@ -11,6 +11,7 @@ from typing import Any
 
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import dumps
+from agentflow.executor.inline import InlineChain
 from agentflow.executor.lifecycle import Lifecycle
 from agentflow.graph import Link, ValidGraph
 from agentflow.pins import select_output
@@ -28,23 +29,47 @@ class Hop:
     execution_id: str
     graph: ValidGraph
     queued: list[OutboundEvent] = field(default_factory=list)
+    replayed: bool = False  # an event among them is a replay's: the slot was queued (and maybe run) before
 
 
 class Propagation(Lifecycle):
     def _propagate(
-        self, store: RunStatePort, execution_id: str, graph: ValidGraph, node_id: str, seq: int, outputs: Sequence[Any]
+        self,
+        store: RunStatePort,
+        execution_id: str,
+        graph: ValidGraph,
+        node_id: str,
+        seq: int,
+        outputs: Sequence[Any],
+        chain: InlineChain | None = None,
     ) -> bool:
-        """Deliver every output along every link that selects it. False when the execution stopped running."""
+        """Deliver every output along every link that selects it. False when the execution stopped running. With
+        a `chain`, a single child this propagation queued is held for the worker to run (executor/inline.py)."""
         hop = Hop(store, execution_id, graph)
+        done = False
         try:
             for out_index, (pin, value) in enumerate(outputs):
                 for link_index, link in graph.links_from[node_id]:
                     fires, selected = select_output(pin, value, link.source_name)
                     if fires and not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
                         return False
+            done = True
             return True
         finally:
-            self._publish(store, hop.queued)
+            events = hop.queued
+            if done and chain is not None and self._holds(chain, graph, hop):
+                chain.held, events = events[0], []
+            self._publish(store, events)
+
+    def _holds(self, chain: InlineChain, graph: ValidGraph, hop: Hop) -> bool:
+        """Whether the worker keeps the one child this propagation queued, to run it itself."""
+        if len(hop.queued) != 1 or hop.replayed:
+            return False
+        return chain.has_room(self._time_limit(graph, str(hop.queued[0].detail["node_id"])))
+
+    def _time_limit(self, graph: ValidGraph, node_id: str) -> float:
+        """The time a node's block gets from a fresh invocation's lease, bookkeeping included (executor/node.py)."""
+        raise NotImplementedError
 
     def _deliver(self, hop: Hop, link: Link, delivery_id: str, value: Any) -> bool:
         sink = link.sink_id
@@ -69,6 +94,7 @@ class Propagation(Lifecycle):
         if slot.status is not N.INCOMPLETE:
             if replay and slot.status is N.QUEUED:  # the first publish may have been lost
                 hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
+                hop.replayed = True
             return True
         ready = self._slot_inputs(hop, node_id, slot)
         if ready is None:

@@ -73,6 +73,7 @@ class Meter:
     read_units: float = 0.0
     write_units: float = 0.0
     events_published: int = 0
+    invocations: int = 0  # node executor invocations (a chain run inline is one)
 
     def record(self, consumed: Any) -> None:
         self.requests += 1
@@ -96,6 +97,7 @@ class Meter:
         self.read_units += other.read_units
         self.write_units += other.write_units
         self.events_published += other.events_published
+        self.invocations += other.invocations
 
     def is_empty(self) -> bool:
         return self.requests == 0 and self.events_published == 0

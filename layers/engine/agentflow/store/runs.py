@@ -171,6 +171,8 @@ class RunItems(Table):
             f"{expr.n('dynamodb_write_units')} {expr.v(meter.write_units + 1.0)}",
             f"{expr.n('events_published')} {expr.v(meter.events_published)}",
         ]
+        if meter.invocations:
+            adds.append(f"{expr.n('lambda_invocations')} {expr.v(meter.invocations)}")
         self.client.update_item(
             TableName=self.table,
             Key=self._key(keys.execution_pk(execution_id), keys.STATS),
