@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentflow.events import NodeExecutionQueuedDetail
+from agentflow.executor.inline import InlineChain
 from agentflow.runtime import current_runtime
 
 RUNTIME = current_runtime()
@@ -38,10 +39,19 @@ def lambda_handler(event: NodeExecutionQueuedEvent, context: LambdaContext) -> d
     def time_left() -> float:  # what this invocation may still hold a lease for: a chain's children need it
         return max(context.get_remaining_time_in_millis() - LEASE_MARGIN_MS, 1_000) / 1000
 
-    outcome = ENGINE.run_node(
-        detail.execution_id, detail.node_id, detail.seq, lease_seconds=time_left(), time_left=time_left
+    chain = InlineChain(time_left)
+    outcome = ENGINE.run_node(detail.execution_id, detail.node_id, detail.seq, lease_seconds=time_left(), chain=chain)
+    handled = 1 + chain.steps  # the event's node and the children this invocation ran inline
+    logger.info(
+        "node execution handled",
+        extra={"node_id": detail.node_id, "seq": detail.seq, "outcome": outcome, "inline_children": chain.steps},
     )
-    logger.info("node execution handled", extra={"node_id": detail.node_id, "seq": detail.seq, "outcome": outcome})
     metrics.add_dimension(name="outcome", value=outcome.value)  # completed, failed, duplicate, lost_lease, ...
-    metrics.add_metric(name="NodeExecutions", unit=MetricUnit.Count, value=1)
-    return {"execution_id": detail.execution_id, "node_id": detail.node_id, "seq": detail.seq, "outcome": outcome}
+    metrics.add_metric(name="NodeExecutions", unit=MetricUnit.Count, value=handled)
+    return {
+        "execution_id": detail.execution_id,
+        "node_id": detail.node_id,
+        "seq": detail.seq,
+        "outcome": outcome,
+        "node_executions": handled,
+    }

@@ -72,7 +72,10 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
         event["detail"] = {"execution_id": execution_id, "node_id": "in", "seq": 0}
         result = handler(event, FakeLambdaContext.for_function(spec))
         assert result["outcome"] == "completed"
-        assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"
+        # with its lease time left, the invocation ran the chain in -> add -> mul -> out itself
+        assert result["node_executions"] == 4
+        assert engine.store.get_node(execution_id, "out", 0).status == "COMPLETED"
+        assert engine.store.get_execution(execution_id).status == "COMPLETED"
     elif spec.code_dir.name == "node_retry":
         # a delayed attempt of a real node execution: attempt 1 of a node nobody claimed yet runs it, once
         engine = inspect.unwrap(handler).__globals__["ENGINE"]
@@ -130,6 +133,8 @@ SAMPLE_EXECUTION = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 API_EXPECTED = {
     "get_openapi": 200,
     "get_docs": 200,
+    "get_ui": 200,  # the web page and its files: public, no key (agentflow.api.pages)
+    "get_ui_path": 200,
     "list_blocks": 200,
     "create_graph": 201,
     "validate_graph": 200,

@@ -9,6 +9,7 @@ from typing import Any
 
 from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
+from agentflow.executor.inline import InlineChain
 from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
 
@@ -35,7 +36,7 @@ def drain(
             return delivered
         index = rng.randrange(len(pending)) if seed is not None else 0
         execution_id, node_id, seq = pending.pop(index)
-        engine.run_node(execution_id, node_id, seq, time_left=time_left)
+        engine.run_node(execution_id, node_id, seq, chain=InlineChain(time_left) if time_left else None)
         delivered += 1
         assert delivered < limit, "runaway"
 

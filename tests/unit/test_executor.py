@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from agentflow.blocks.maths import CalculatorBlock
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine, NodeRunOutcome
 from agentflow.graph import GraphValidationError, validate_graph
 from agentflow.reports import execution_report
 from agentflow.statuses import EXECUTION_TRANSITIONS, ExecutionStatus, NodeStatus
+from agentflow.store import Store
 from tests import graphs
 from tests.support.clock import FakeClock
 from tests.unit.driver import drain, run_graph
@@ -76,6 +78,8 @@ def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
         return real_execute(block, data, context)
 
     monkeypatch.setattr(executor_module, "execute_block", counting_execute)
+    # a block with effects (an HTTP call, an LLM call) keeps its save; the calculator plays one here
+    monkeypatch.setattr(CalculatorBlock, "pure", False)
     valid = validate_graph(graphs.linear())
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
@@ -104,6 +108,57 @@ def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
     report = execution_report(engine.store, execution_id)
     assert report is not None and report["status"] == "COMPLETED" and report["outputs"] == {"result": [70.0]}
     assert runs.count("add") == 1
+
+
+def test_a_pure_block_is_not_saved_apart_and_runs_again_after_a_crash(
+    engine: Engine, publisher: RecordingPublisher, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pure block's outputs are written by its finish only (one write fewer); a crash between propagating and
+    finishing runs it again, to the same outputs, whose deliveries replay into the same slots."""
+    import agentflow.executor.attempts as executor_module
+
+    runs: list[str] = []
+    real_execute = executor_module.execute_block
+
+    def counting_execute(block: Any, data: Any, context: Any) -> Any:
+        runs.append(context.node_id)
+        return real_execute(block, data, context)
+
+    saves: list[str] = []
+    real_save = Store.save_node_result
+
+    def counting_save(self: Store, execution_id: str, node_id: str, *args: Any, **kwargs: Any) -> bool:
+        saves.append(node_id)
+        return real_save(self, execution_id, node_id, *args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "execute_block", counting_execute)
+    monkeypatch.setattr(Store, "save_node_result", counting_save)
+    valid = validate_graph(graphs.linear())
+    graph_id, version = engine.register_graph("u1", valid)
+    execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
+    engine.run_node(execution_id, "in", 0)
+    publisher.take()
+    real_finish = Store.finish_node
+    crashes = {"left": 1}
+
+    def crashing_finish(self: Store, *args: Any, **kwargs: Any) -> bool:
+        if crashes["left"]:
+            crashes["left"] -= 1
+            raise ConnectionError("worker died between propagating and finishing")
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "finish_node", crashing_finish)
+    with pytest.raises(ConnectionError):
+        engine.run_node(execution_id, "add", 0)
+    clock.now += 3600  # the lease expires; the retry runs the block again
+    assert engine.run_node(execution_id, "add", 0) is NodeRunOutcome.COMPLETED
+    drain(engine, publisher)
+    report = execution_report(engine.store, execution_id)
+    assert report is not None and report["status"] == "COMPLETED" and report["outputs"] == {"result": [70.0]}
+    assert runs.count("add") == 2
+    assert saves == []  # no pure block of the graph was saved apart
+    mul = [n for n in report["nodes"] if n["node_id"] == "mul"]
+    assert len(mul) == 1 and mul[0]["outputs"] == {"result": [70.0]}  # the replay found its slot: one `mul`
     add = next(n for n in report["nodes"] if n["node_id"] == "add")
     assert add["attempts"] == 2
 

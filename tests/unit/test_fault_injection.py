@@ -13,6 +13,7 @@ import pytest
 
 from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
+from agentflow.executor.inline import InlineChain
 from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
 from tests import graphs
@@ -58,7 +59,9 @@ def recover_run(
             event = queue.pop(0)
             d = event.detail
             try:
-                engine.run_node(d["execution_id"], d["node_id"], d["seq"], time_left=time_left)
+                engine.run_node(
+                    d["execution_id"], d["node_id"], d["seq"], chain=InlineChain(time_left) if time_left else None
+                )
             except Crash:
                 queue.append(event)  # Lambda retries a failed asynchronous invocation
             queue.extend(e for e in publisher.take() if e.detail_type == NODE_EXECUTION_QUEUED)

@@ -40,7 +40,7 @@ def test_a_chain_runs_in_one_invocation(engine: Engine, publisher: RecordingPubl
     execution_id, outputs = start(engine, graphs.linear(), {"x": 3})
     first = node_events(publisher)
     assert [e["node_id"] for e in first] == ["in"]
-    engine.run_node(execution_id, "in", 0, time_left=plenty)
+    engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     assert node_events(publisher) == []  # every child ran here: none was published
     report = execution_report(engine.store, execution_id, outputs)
     assert report is not None
@@ -60,7 +60,7 @@ def test_a_worker_short_of_time_publishes_the_child(engine: Engine, publisher: R
 
     execution_id, outputs = start(engine, graphs.linear(), {"x": 3})
     node_events(publisher)
-    engine.run_node(execution_id, "in", 0, time_left=shrinking)
+    engine.run_node(execution_id, "in", 0, chain=InlineChain(shrinking))
     published = node_events(publisher)
     assert [e["node_id"] for e in published] == ["mul"]  # `add` ran inline; `mul` goes out as an event
     engine.run_node(execution_id, "mul", 0)
@@ -106,7 +106,7 @@ def test_a_duplicate_of_a_held_child_loses_its_claim(
         return real_claim(self, eid, node_id, seq, *args, **kwargs)
 
     monkeypatch.setattr(Store, "claim_node", claim)
-    engine.run_node(execution_id, "in", 0, time_left=plenty)
+    engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     monkeypatch.undo()
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id, outputs)
@@ -129,7 +129,7 @@ def test_a_worker_that_dies_holding_a_child_is_recovered_by_the_sweeper(
 
     monkeypatch.setattr(Store, "claim_node", claim)
     with pytest.raises(Crash):
-        engine.run_node(execution_id, "in", 0, time_left=plenty)
+        engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     monkeypatch.undo()
     assert node_events(publisher) == []  # the held child was taken, never published
     engine.run_node(execution_id, "in", 0)  # Lambda retries the failed invocation: a duplicate now
@@ -156,7 +156,7 @@ def test_a_stop_while_a_child_is_held_stops_the_chain(
         return real_take(self)
 
     monkeypatch.setattr(InlineChain, "take", take)
-    engine.run_node(execution_id, "in", 0, time_left=plenty)
+    engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     monkeypatch.undo()
     stopped = engine.store.get_execution(execution_id)
     assert stopped is not None and stopped.status is ExecutionStatus.TERMINATED

@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 from agentflow.coercion import convert
 
@@ -54,7 +54,7 @@ def _numeric_or_stripped(value: Any) -> Any:
         return text
 
 
-class ConditionBlock(Block):
+class ConditionBlock(PureBlock):
     id = "715696a0-e1da-45c8-b209-c2fa9c3b0be6"
     description = "Compares two values and routes to yes_output or no_output."
     categories = frozenset({BlockCategory.LOGIC})
@@ -137,7 +137,7 @@ class ConditionBlock(Block):
     )
 
 
-class IfInputMatchesBlock(Block):
+class IfInputMatchesBlock(PureBlock):
     id = "6dbbc4b3-ca6c-42b6-b508-da52d23e13f2"
     description = "Checks whether the input equals a value and routes to yes_output or no_output."
     categories = frozenset({BlockCategory.LOGIC})

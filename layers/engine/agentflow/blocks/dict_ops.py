@@ -14,7 +14,14 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.execution import encode_output
-from agentflow.blocks.sdk import Block, BlockCategory, BlockContext, BlockSchema, BlockSchemaOutput, BlockTestCase
+from agentflow.blocks.sdk import (
+    BlockCategory,
+    BlockContext,
+    BlockSchema,
+    BlockSchemaOutput,
+    BlockTestCase,
+    PureBlock,
+)
 
 __all__ = [
     "DictionaryIsEmptyBlock",
@@ -66,7 +73,7 @@ def _not_found(key: str | int) -> str:
     return f"Key '{key_text(key)}' not found in dictionary"
 
 
-class RemoveFromDictionaryBlock(Block):
+class RemoveFromDictionaryBlock(PureBlock):
     id = "46afe2ea-c613-43f8-95ff-6692c3ef6876"
     description = "Removes a key-value pair from a dictionary."
     categories = _BASIC
@@ -126,7 +133,7 @@ class RemoveFromDictionaryBlock(Block):
     )
 
 
-class ReplaceDictionaryValueBlock(Block):
+class ReplaceDictionaryValueBlock(PureBlock):
     id = "27e31876-18b6-44f3-ab97-f6226d8b3889"
     description = "Replaces the value for a specified key in a dictionary."
     categories = _BASIC
@@ -192,7 +199,7 @@ class ReplaceDictionaryValueBlock(Block):
     )
 
 
-class DictionaryIsEmptyBlock(Block):
+class DictionaryIsEmptyBlock(PureBlock):
     id = "a3cf3f64-6bb9-4cc6-9900-608a0b3359b0"
     description = "Checks if a dictionary is empty."
     categories = _BASIC

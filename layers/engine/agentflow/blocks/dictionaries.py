@@ -14,13 +14,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 
 __all__ = ["AddToDictionaryBlock", "CreateDictionaryBlock", "FindInDictionaryBlock"]
@@ -28,7 +28,7 @@ __all__ = ["AddToDictionaryBlock", "CreateDictionaryBlock", "FindInDictionaryBlo
 _BASIC = frozenset({BlockCategory.BASIC})
 
 
-class CreateDictionaryBlock(Block):
+class CreateDictionaryBlock(PureBlock):
     id = "b924ddf4-de4f-4b56-9a85-358930dcbc91"
     description = "Creates a dictionary from key-value pairs, usually given one `values_#_<key>` pin per key."
     categories = frozenset({BlockCategory.DATA})
@@ -76,7 +76,7 @@ class CreateDictionaryBlock(Block):
     )
 
 
-class AddToDictionaryBlock(Block):
+class AddToDictionaryBlock(PureBlock):
     id = "31d1064e-7446-4693-a7d4-65e5ca1180d1"
     description = "Adds `key: value` and then every entry of `entries` to a copy of a dictionary (a new one if none)."
     categories = _BASIC
@@ -162,7 +162,7 @@ class AddToDictionaryBlock(Block):
     )
 
 
-class FindInDictionaryBlock(Block):
+class FindInDictionaryBlock(PureBlock):
     id = "0e50422c-6dee-4145-83d6-3a5a392f65de"
     description = "Looks up a key in a dictionary, an index in a list, or a key in each dictionary of a list."
     categories = _BASIC

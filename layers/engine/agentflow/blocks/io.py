@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AliasChoices, Field, WithJsonSchema
 
-from agentflow.blocks.sdk import Block, BlockCategory, BlockContext, BlockSchema, BlockTestCase, BlockType
+from agentflow.blocks.sdk import BlockCategory, BlockContext, BlockSchema, BlockTestCase, BlockType, PureBlock
 
 __all__ = [
     "AgentDropdownInputBlock",
@@ -25,7 +25,7 @@ ShortText = Annotated[str, WithJsonSchema({"type": "string", "format": "short-te
 LongText = Annotated[str, WithJsonSchema({"type": "string", "format": "long-text"})]
 
 
-class AgentInputBlock(Block):
+class AgentInputBlock(PureBlock):
     id = "c0a8e994-ebf1-4a9c-a4d8-89d09c86741b"
     description = "A graph input: yields the run's input of the same name, or the default value."
     categories = _IO_INPUT
@@ -157,7 +157,7 @@ class AgentToggleInputBlock(AgentInputBlock):
     )
 
 
-class AgentOutputBlock(Block):
+class AgentOutputBlock(PureBlock):
     id = "363ae599-353e-4804-937e-b2ee3cef3da4"
     description = "A graph output: records the value under its name, optionally formatted with a template."
     categories = frozenset({BlockCategory.OUTPUT, BlockCategory.BASIC})

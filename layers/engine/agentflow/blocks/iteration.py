@@ -9,13 +9,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 
 __all__ = ["StepThroughItemsBlock"]
@@ -24,7 +24,7 @@ MAX_ITEMS = 10_000
 MAX_ITEMS_STR_CHARS = 1024 * 1024  # 1 MB of JSON text
 
 
-class StepThroughItemsBlock(Block):
+class StepThroughItemsBlock(PureBlock):
     id = "f66a3543-28d3-4ab5-8945-9b336371e2ce"
     description = "Yields each item (and its key or index) of a list, an object or JSON text, one at a time."
     categories = frozenset({BlockCategory.LOGIC})

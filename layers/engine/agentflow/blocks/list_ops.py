@@ -16,21 +16,14 @@ from pydantic import Field
 
 from agentflow.blocks.dict_ops import json_key
 from agentflow.blocks.execution import encode_output
-from agentflow.blocks.sdk import Block, BlockCategory, BlockContext, BlockSchema, BlockSchemaOutput, BlockTestCase
-
-__all__ = [
-    "ConcatenateListsBlock",
-    "FindInListBlock",
-    "FlattenListBlock",
-    "InterleaveListsBlock",
-    "ListDifferenceBlock",
-    "ListIntersectionBlock",
-    "ListIsEmptyBlock",
-    "RemoveFromListBlock",
-    "ReplaceListItemBlock",
-    "ReverseListOrderBlock",
-    "ZipListsBlock",
-]
+from agentflow.blocks.sdk import (
+    BlockCategory,
+    BlockContext,
+    BlockSchema,
+    BlockSchemaOutput,
+    BlockTestCase,
+    PureBlock,
+)
 
 AnyList = list[Any]
 # A list of lists; a null entry (e.g. a gap between `lists_$_<i>` pins) is skipped instead of becoming [null].
@@ -79,7 +72,7 @@ def _unique(items: AnyList) -> AnyList:
     return list(firsts.values())
 
 
-class FindInListBlock(Block):
+class FindInListBlock(PureBlock):
     id = "5e2c6d0a-1e37-489f-b1d0-8e1812b23333"
     description = "Finds the index of the value in the list."
     categories = _BASIC
@@ -112,7 +105,7 @@ class FindInListBlock(Block):
     )
 
 
-class RemoveFromListBlock(Block):
+class RemoveFromListBlock(PureBlock):
     id = "d93c5a93-ac7e-41c1-ae5c-ef67e6e9b826"
     description = "Removes an item from a list by value or index."
     categories = _BASIC
@@ -159,7 +152,7 @@ class RemoveFromListBlock(Block):
     )
 
 
-class ReplaceListItemBlock(Block):
+class ReplaceListItemBlock(PureBlock):
     id = "fbf62922-bea1-4a3d-8bac-23587f810b38"
     description = "Replaces an item at the specified index."
     categories = _BASIC
@@ -195,7 +188,7 @@ class ReplaceListItemBlock(Block):
     )
 
 
-class ListIsEmptyBlock(Block):
+class ListIsEmptyBlock(PureBlock):
     id = "896ed73b-27d0-41be-813c-c1c1dc856c03"
     description = "Checks if a list is empty."
     categories = _BASIC
@@ -217,7 +210,7 @@ class ListIsEmptyBlock(Block):
     )
 
 
-class ConcatenateListsBlock(Block):
+class ConcatenateListsBlock(PureBlock):
     id = "3cf9298b-5817-4141-9d80-7c2cc5199c8e"
     description = (
         "Concatenates multiple lists into a single list. All elements from all input lists are combined in order. "
@@ -286,7 +279,7 @@ def _depth(items: AnyList) -> int:
     return deepest
 
 
-class FlattenListBlock(Block):
+class FlattenListBlock(PureBlock):
     id = "cc45bb0f-d035-4756-96a7-fe3e36254b4d"
     description = (
         "Flattens a nested list structure into a single flat list. Supports configurable maximum flattening depth."
@@ -324,7 +317,7 @@ class FlattenListBlock(Block):
     )
 
 
-class InterleaveListsBlock(Block):
+class InterleaveListsBlock(PureBlock):
     id = "9f616084-1d9f-4f8e-bc00-5b9d2a75cd75"
     description = "Interleaves elements from multiple lists in round-robin fashion, alternating between sources."
     categories = _BASIC
@@ -359,7 +352,7 @@ class InterleaveListsBlock(Block):
     )
 
 
-class ZipListsBlock(Block):
+class ZipListsBlock(PureBlock):
     id = "0d0e684f-5cb9-4c4b-b8d1-47a0860e0c07"
     description = (
         "Zips multiple lists together into a list of grouped elements. "
@@ -406,7 +399,7 @@ def _without(items: AnyList, others: AnyList) -> AnyList:
     return [item for item in items if json_key(item) not in excluded]
 
 
-class ListDifferenceBlock(Block):
+class ListDifferenceBlock(PureBlock):
     id = "05309873-9d61-447e-96b5-b804e2511829"
     description = (
         "Computes the difference between two lists. "
@@ -444,7 +437,7 @@ class ListDifferenceBlock(Block):
     )
 
 
-class ListIntersectionBlock(Block):
+class ListIntersectionBlock(PureBlock):
     id = "b6eb08b6-dbe3-411b-b9b4-2508cb311a1f"
     description = "Computes the intersection of two lists, returning only elements present in both."
     categories = _BASIC
@@ -475,7 +468,7 @@ class ListIntersectionBlock(Block):
     )
 
 
-class ReverseListOrderBlock(Block):
+class ReverseListOrderBlock(PureBlock):
     id = "422cb708-3109-4277-bfe3-bc2ae5812777"
     description = "Reverses the order of elements in a list"
     categories = _BASIC

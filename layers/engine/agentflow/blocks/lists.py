@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 
 __all__ = ["AddToListBlock", "CreateListBlock", "GetListItemBlock", "estimate_tokens"]
@@ -64,7 +64,7 @@ def _limit(value: int | None, pin: str) -> int:
     return value or 0
 
 
-class CreateListBlock(Block):
+class CreateListBlock(PureBlock):
     id = "a912d5c7-6e00-4542-b2a9-8034136930e4"
     description = "Creates a list from values, whole or in chunks of at most `max_size` items or `max_tokens` tokens."
     categories = frozenset({BlockCategory.DATA})
@@ -136,7 +136,7 @@ class CreateListBlock(Block):
     )
 
 
-class AddToListBlock(Block):
+class AddToListBlock(PureBlock):
     id = "aeb08fc1-2fc1-4141-bc8e-f758f183a822"
     description = "Adds `entries`, then `entry`, to a copy of a list (a new one if none): at `position`, or at the end."
     categories = frozenset({BlockCategory.BASIC})
@@ -213,7 +213,7 @@ class AddToListBlock(Block):
     )
 
 
-class GetListItemBlock(Block):
+class GetListItemBlock(PureBlock):
     id = "262ca24c-1025-43cf-a578-534e23234e97"
     description = "Returns the item at an index of a list; negative indexes count from the end."
     categories = frozenset({BlockCategory.BASIC})

@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 
 __all__ = ["CalculatorBlock", "CountItemsBlock", "Operation"]
@@ -40,7 +40,7 @@ _APPLY: dict[Operation, tuple[str, Callable[[float, float], Any]]] = {
 }
 
 
-class CalculatorBlock(Block):
+class CalculatorBlock(PureBlock):
     id = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
     description = "Adds, subtracts, multiplies, divides or raises two numbers."
     categories = frozenset({BlockCategory.LOGIC})
@@ -113,7 +113,7 @@ class CalculatorBlock(Block):
     )
 
 
-class CountItemsBlock(Block):
+class CountItemsBlock(PureBlock):
     id = "3c9c2f42-b0c3-435f-ba35-05f7a25c772a"
     description = "Counts the items of a collection (-1 when it is not one)."
     categories = frozenset({BlockCategory.LOGIC})

@@ -123,6 +123,7 @@ class Block:
     timeout_seconds: ClassVar[float | None] = None  # per attempt; None: the settings' AGENTFLOW_NODE_TIMEOUT
     former_names: ClassVar[tuple[str, ...]] = ()  # class names it had in AutoGPT, which exports may still use
     uses_llm: ClassVar[bool] = False  # calls LLMs: its time limit is AGENTFLOW_LLM_TIMEOUT, its usage is counted
+    pure: ClassVar[bool] = False  # see PureBlock
     Input: ClassVar[type[BlockSchema]]
     Output: ClassVar[type[BlockSchema]]
     test_cases: ClassVar[tuple[BlockTestCase, ...]] = ()
@@ -209,3 +210,11 @@ class Block:
             "input_schema": cls.input_schema(),
             "output_schema": cls.output_schema(),
         }
+
+
+class PureBlock(Block):
+    """A block with no side effects whose outputs depend on its inputs alone: running it again after a crash
+    changes nothing, so its outputs are not saved apart before they propagate (docs/architecture.md, "Pure
+    blocks")."""
+
+    pure = True

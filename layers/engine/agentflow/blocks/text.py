@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import Field
 
 from agentflow.blocks.sdk import (
-    Block,
     BlockCategory,
     BlockContext,
     BlockError,
     BlockSchema,
     BlockSchemaOutput,
     BlockTestCase,
+    PureBlock,
 )
 
 __all__ = ["CombineTextsBlock", "FillTextTemplateBlock", "MatchTextPatternBlock", "TextSplitBlock"]
@@ -24,7 +24,7 @@ __all__ = ["CombineTextsBlock", "FillTextTemplateBlock", "MatchTextPatternBlock"
 _TEXT = frozenset({BlockCategory.TEXT})
 
 
-class MatchTextPatternBlock(Block):
+class MatchTextPatternBlock(PureBlock):
     id = "3060088f-6ed9-4928-9ba7-9c92823a7ccd"
     description = "Routes `data` to positive or negative depending on whether the text matches a regex."
     categories = _TEXT
@@ -75,7 +75,7 @@ class MatchTextPatternBlock(Block):
     )
 
 
-class FillTextTemplateBlock(Block):
+class FillTextTemplateBlock(PureBlock):
     id = "db7d8f02-2f44-4c55-ab7a-eae0941f0c30"
     description = "Renders a Jinja2 template (sandboxed) with the given values."
     categories = _TEXT
@@ -127,7 +127,7 @@ class FillTextTemplateBlock(Block):
     )
 
 
-class CombineTextsBlock(Block):
+class CombineTextsBlock(PureBlock):
     id = "e30a4d42-7b7d-4e6a-b36e-1f9b8e3b7d85"
     description = "Joins texts with a delimiter."
     categories = _TEXT
@@ -160,7 +160,7 @@ class CombineTextsBlock(Block):
     )
 
 
-class TextSplitBlock(Block):
+class TextSplitBlock(PureBlock):
     id = "d5ea33c8-a575-477a-b42f-2fe3be5055ec"
     description = "Splits a text on a delimiter."
     categories = _TEXT

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +15,10 @@ from agentflow.blocks.execution import ERROR_PIN, BlockRun
 from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
 from agentflow.clock import iso_at
 from agentflow.credentials.models import credential_fields
-from agentflow.executor.accounting import Accounting, node_usage
+from agentflow.executor.accounting import node_usage
 from agentflow.executor.attempts import final_result, run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
+from agentflow.executor.gates import SAVE_MARGIN_SECONDS, NodeGates
 from agentflow.executor.inline import InlineChain
 from agentflow.graph import ValidGraph
 from agentflow.retries import ResolvedPolicy, RetryMessage
@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 E = ExecutionStatus
 N = NodeStatus
-SAVE_MARGIN_SECONDS = 10.0  # of a worker's lease, kept to save and propagate a block's result after it runs
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,10 @@ class NodeResult:
     error: str | None
     usage: dict[str, Any] | None = None
     fails_run: bool = False
+    saved: bool = True  # False: a pure block's, written only by the node's finish (docs/architecture.md)
 
 
-class NodeRunning(Accounting):
+class NodeRunning(NodeGates):
     def run_node(
         self,
         execution_id: str,
@@ -51,16 +51,17 @@ class NodeRunning(Accounting):
         seq: int,
         lease_seconds: float | None = None,
         attempt: int | None = None,
-        time_left: Callable[[], float] | None = None,
+        chain: InlineChain | None = None,
     ) -> NodeRunOutcome:
         """Handle one NodeExecutionQueued event (or, with `attempt`, one delayed retry). Safe under duplicate and
-        concurrent delivery: each attempt number runs at most once. `time_left` (seconds the worker may still
-        hold a lease) lets the worker run a chain of single children itself (executor/inline.py); the outcome
-        returned is the first node's."""
+        concurrent delivery: each attempt number runs at most once. With a `chain` (the time the worker may still
+        hold a lease), the worker runs a chain of single children itself (executor/inline.py); `chain.steps`
+        then counts them. The outcome returned is the first node's."""
+        if chain is not None and (attempt is not None or not self.settings.inline_chains):
+            chain = None
         with self._unit(execution_id) as unit:
             store = unit.store
             store.meter.invocations += 1
-            chain = InlineChain(time_left) if time_left and self.settings.inline_chains and attempt is None else None
             try:
                 outcome = self._run_node(store, execution_id, node_id, seq, lease_seconds, attempt, chain)
                 while chain is not None and (event := chain.take()) is not None:
@@ -107,14 +108,6 @@ class NodeRunning(Accounting):
             return result
         return self._conclude(store, execution, graph, node, result, chain)
 
-    def _time_limit(self, graph: ValidGraph, node_id: str) -> float:
-        """The lease a fresh invocation would give a node's block: its time limit plus the time to save and
-        propagate its result, at most the default lease."""
-        block = graph.block(node_id)
-        default_limit = self.settings.llm.timeout_seconds if block.uses_llm else self.settings.node_timeout_seconds
-        limit = graph.node_timeout(node_id) or default_limit
-        return min(limit + SAVE_MARGIN_SECONDS, self.settings.default_lease_seconds)
-
     def _result(
         self,
         store: RunStatePort,
@@ -146,6 +139,8 @@ class NodeRunning(Accounting):
             return self._retry_later(store, execution.execution_id, node, policy, run)
         outputs, error = final_result(run, attempt - node.deferrals, policy)
         result = NodeResult(outputs, error, node_usage(node, run), run.fails_run)
+        if graph.block(node.node_id).pure and result.usage is None:  # a crash runs it again, to the same outputs
+            return dataclasses.replace(result, saved=False)
         saved = store.save_node_result(
             execution.execution_id, node.node_id, node.seq, attempt, dumps(outputs), error, result.usage
         )
@@ -163,10 +158,11 @@ class NodeRunning(Accounting):
         """Propagate the result, then finish the node (and maybe the run)."""
         execution_id, attempt = execution.execution_id, node.attempts
         error, usage, fails_run = result.error, result.usage, result.fails_run
+        unsaved = None if result.saved else (dumps(result.outputs), error)
         if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
             self._fail_run(store, execution_id, over, "budget")
-            return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run)
+            return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved)
         try:
             propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
@@ -174,9 +170,9 @@ class NodeRunning(Accounting):
             error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
             propagated = True
         if not propagated:
-            return self._finish_terminated(store, execution_id, node, attempt, usage)
+            return self._finish_terminated(store, execution_id, node, attempt, usage, unsaved)
         holds_child = chain is not None and chain.held is not None
-        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child)
+        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child, unsaved)
         if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
             self._check_budget(store, execution_id, graph)
         return outcome
@@ -192,51 +188,6 @@ class NodeRunning(Accounting):
     ) -> BlockRun | None:
         """A review node's run (agentflow.executor.reviews); None while it waits for the decision."""
         raise NotImplementedError
-
-    def _not_claimed(
-        self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None
-    ) -> NodeRunOutcome:
-        """Why a claim lost: no such node, a duplicate, or a retry whose backoff has not passed (a delayed message
-        that came early is sent again for the time that is left)."""
-        if node is None:
-            return NodeRunOutcome.MISSING
-        now = store.clock()
-        if node.status is N.QUEUED and node.due_at() > now:
-            if expected_attempt is not None and node.attempts == expected_attempt - 1 and self.retry_queue:
-                message = RetryMessage(execution_id, node.node_id, node.seq, expected_attempt)
-                self.retry_queue.send(message, node.due_at() - now)
-            return NodeRunOutcome.NOT_DUE
-        return NodeRunOutcome.DUPLICATE
-
-    def _past_deadline(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
-        """A running run past its graph's timeout_seconds fails here (and in the sweep, should no worker come by);
-        the node it woke is terminated. A stopped run waits for its resume."""
-        if execution.deadline is None or store.clock() <= execution.deadline:
-            return False
-        if execution.status not in (E.QUEUED, E.RUNNING, E.REVIEW):
-            return False
-        self._time_out(store, execution)
-        store.transition_node(execution.execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
-        return True
-
-    def _execution_runs(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
-        """Whether the run lets this node run: a stopped or ended run terminates it; the first node moves the
-        run to RUNNING."""
-        execution_id = execution.execution_id
-        status = execution.status
-        if status in (E.TERMINATED, E.COMPLETED, E.FAILED):
-            if store.transition_node(execution_id, node_id, seq, N.TERMINATED, [N.QUEUED]).won:
-                self._requeue_if_resumed(store, execution_id, node_id, seq)
-            return False
-        if status in (E.INCOMPLETE, E.QUEUED):
-            moved = store.transition_execution(execution_id, E.RUNNING, [E.INCOMPLETE, E.QUEUED])
-            if moved.won:
-                self._publish(store, [self._status_event(moved)])
-        if status is E.REVIEW:  # a decided review's node, whose waker died before moving the run on
-            moved = store.transition_execution(execution_id, E.RUNNING, [E.REVIEW], require_unreviewed_work=True)
-            if moved.won:
-                self._publish(store, [self._status_event(moved)])
-        return True
 
     def _run_block(
         self,
@@ -336,9 +287,11 @@ class NodeRunning(Accounting):
         usage: dict[str, Any] | None = None,
         fails_run: bool = False,
         holds_child: bool = False,
+        unsaved: tuple[str, str | None] | None = None,
     ) -> NodeRunOutcome:
         """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
-        0 and the run cannot be finished yet: no need to read it."""
+        0 and the run cannot be finished yet: no need to read it. `unsaved`: a pure block's outputs and error,
+        which the finish writes."""
         node_id, seq = node.node_id, node.seq
         block = graph.block(node_id)
         target = N.FAILED if error is not None else N.COMPLETED
@@ -360,6 +313,7 @@ class NodeRunning(Accounting):
             recorded_output=recorded,
             attempt_entry=entry,
             llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
+            result=unsaved,
         ):
             return NodeRunOutcome.LOST_LEASE
         if not holds_child:
@@ -367,13 +321,19 @@ class NodeRunning(Accounting):
         return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
 
     def _finish_terminated(
-        self, store: RunStatePort, execution_id: str, node: NodeRecord, attempt: int, usage: dict[str, Any] | None
+        self,
+        store: RunStatePort,
+        execution_id: str,
+        node: NodeRecord,
+        attempt: int,
+        usage: dict[str, Any] | None,
+        unsaved: tuple[str, str | None] | None = None,
     ) -> NodeRunOutcome:
         """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume. Its LLM
         usage counts now (a stopped run may never resume), and only now."""
         node_id, seq = node.node_id, node.seq
         counted = None if node.usage_counted else usage
-        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED, llm_usage=counted):
+        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED, llm_usage=counted, result=unsaved):
             return NodeRunOutcome.LOST_LEASE
         self._requeue_if_resumed(store, execution_id, node_id, seq)
         return NodeRunOutcome.TERMINATED

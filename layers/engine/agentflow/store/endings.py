@@ -99,16 +99,14 @@ class NodeEndings(StatusWrites):
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
+        result: tuple[str, str | None] | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
-        node's LLM usage is added to the run's totals in the same write (so it is counted exactly once)."""
+        node's LLM usage is added to the run's totals in the same write (so it is counted exactly once).
+        `result`: outputs (JSON) and error not saved before (a pure block's), written by this finish."""
         expr = Expr()
-        node_sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
-        if target is NodeStatus.TERMINATED and llm_usage:
-            node_sets.append(f"{expr.n('usage_counted')} = {expr.v(True)}")  # so its later finish adds it no more
-        if attempt_entry is not None:
-            node_sets.append(_logged(expr, attempt_entry))
+        node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result)
         node_update = self._status_update(
             keys.execution_pk(execution_id),
             keys.node_sk(node_id, seq),
@@ -147,6 +145,25 @@ class NodeEndings(StatusWrites):
         if recorded_output is not None:
             actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
         return self._transact(actions) is None
+
+    def _finish_sets(
+        self,
+        expr: Expr,
+        target: NodeStatus,
+        attempt_entry: Mapping[str, Any] | None,
+        llm_usage: Mapping[str, Any] | None,
+        result: tuple[str, str | None] | None,
+    ) -> list[str]:
+        """What a finish sets on the node item besides its status."""
+        sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
+        if result is not None:
+            sets.append(f"{expr.n('outputs')} = {expr.v(result[0])}")
+            sets.append(f"{expr.n('error')} = {expr.v(result[1])}")
+        if target is NodeStatus.TERMINATED and llm_usage:
+            sets.append(f"{expr.n('usage_counted')} = {expr.v(True)}")  # so its later finish adds it no more
+        if attempt_entry is not None:
+            sets.append(_logged(expr, attempt_entry))
+        return sets
 
     def _output_put(self, execution_id: str, node_id: str, seq: int, name: str, value_json: str) -> dict[str, Any]:
         """The Put of one recorded graph output (its own item, so outputs never grow the META item)."""

@@ -129,6 +129,7 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
+        result: tuple[str, str | None] | None = None,
     ) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...
