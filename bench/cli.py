@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok=ok,
     )
     print_report(report, sys.stdout)
+    if not args.only:  # `agentflow run`'s wall time without and with a running serve (bench/cli_wall.py)
+        from bench import cli_wall
+
+        cli_wall.report(root, sys.stdout, runs=1 if args.quick else 3)
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         _log(f"wrote {args.json}")

@@ -126,7 +126,9 @@ def test_input_values_are_json_or_text(agentflow_run: Run) -> None:
 def test_live_view_without_json(agentflow_run: Run) -> None:
     result = agentflow_run(graphs.linear(), "--input", "x=1", json_output=False)
     assert result.code == 0, result.stderr
-    assert "CalculatorBlock" in result.stderr and "COMPLETED" in result.stderr
+    progress = result.stderr.splitlines()  # not a terminal: plain lines, not one per status change
+    assert progress[0].startswith("agentflow: execution ") and progress[0].endswith(" of linear")
+    assert "COMPLETED: 4/4 node executions finished" in progress[-1] and len(progress) <= 3
     assert "result: 70.0" in result.stdout
 
 

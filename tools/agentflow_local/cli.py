@@ -1,6 +1,12 @@
 """The `agentflow` command line.
 
-    agentflow run GRAPH.json [--input NAME=VALUE ...] [--inputs JSON] [--redeliver N] [--json]
+    agentflow run GRAPH.json [--input NAME=VALUE ...] [--inputs JSON] [--redeliver N] [--json] [--timeout SECONDS]
+
+Runs the graph to its end and shows it live (on stderr: a display redrawn in place on a terminal, a plain line every
+AGENTFLOW_PROGRESS_INTERVAL seconds, default 5, elsewhere), then prints its outputs (on stdout). While
+`agentflow serve` runs on the same data folder with the same settings, the run goes to it (as the user `local`,
+over its HTTP API: no second DynamoDB Local, no second bus); otherwise, and always with --redeliver or
+AGENTFLOW_DYNAMODB_ENDPOINT, it starts a local stack of its own.
 
 Exit codes: 0 the run COMPLETED; 1 it FAILED or was TERMINATED (or the local stack failed); 2 the graph or the
 inputs are invalid, with every problem on stderr; 3 it waits for a human review, which only the HTTP API can
@@ -16,19 +22,25 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from agentflow.exports import load_export
 from agentflow.graph import GraphValidationError, ValidGraph, validate_graph, validate_inputs
-from agentflow.reports import execution_report
 from agentflow.statuses import ExecutionStatus
-from agentflow.store import Store
 from agentflow_local import cli_client, cli_credentials, cli_validate
+from agentflow_local.cli_follow import follow
 from agentflow_local.cli_inputs import UsageError, parse_inputs
+from agentflow_local.client import Client, ClientError, Settings
 from agentflow_local.dynamodb import DynamoDBLocalError, project_root
-from agentflow_local.stack import LocalStack, LocalStackConfig
+from agentflow_local.files import LocalFiles
+from agentflow_local.live_view import View, make_view
+from agentflow_local.reuse import RUN_USER, find_serve
 
-LOCAL_USER = "local"
+if TYPE_CHECKING:  # the local stack is imported only when one is started: a run on a serve skips its start-up cost
+    from agentflow_local.stack import LocalStack
+
+LOCAL_USER = RUN_USER
+DYNAMODB_ENDPOINT_ENV = "AGENTFLOW_DYNAMODB_ENDPOINT"  # = agentflow_local.stack's: set, the caller chose the storage
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REVIEW = 0, 1, 2, 3
 FINAL = {ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value, ExecutionStatus.TERMINATED.value}
 WAIT_ENDS = {*FINAL, ExecutionStatus.REVIEW.value}  # a review only the HTTP API can decide: nothing more to wait for
@@ -54,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
-        help="run a graph to its end on the local stack",
+        help="run a graph to its end (on the running `agentflow serve`, else a local stack of its own), shown live",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -72,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="deliver every event N more times, in random order (at-least-once check)",
+        help="deliver every event N more times, in random order (at-least-once check; always on a stack of its own)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live view")
     serve = commands.add_parser(
@@ -168,44 +180,101 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
 
+    serve: Settings | None = None
+    try:
+        view = make_view(sys.stderr, quiet=args.json)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     try:
         root = project_root()
-        config = LocalStackConfig.for_user(
-            root, redeliver=args.redeliver, log_level=os.environ.get("AGENTFLOW_LOG_LEVEL", "WARNING")
-        )
-        if not config.dynamodb_endpoint:
-            print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
-        with LocalStack(config) as stack:
-            live = None if args.json else sys.stderr
-            report = run_on_stack(stack, graph, inputs, args.timeout, live=live, document=document)
+        serve = serve_to_use(root, args.redeliver)
+        if serve is not None:
+            report = run_on_serve(serve, graph, document, inputs, args.timeout, view)
+        else:
+            report = run_on_own_stack(root, args.redeliver, graph, document, inputs, args.timeout, view)
     except GraphValidationError as exc:  # what only the stack can check: e.g. the user's credentials
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except ClientError as exc:  # the serve refused the graph or its inputs (4xx), or went away
+        print(exc.line(), file=sys.stderr)
+        return EXIT_INVALID if exc.status is not None and 400 <= exc.status < 500 else EXIT_FAILED
     except DynamoDBLocalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        view.close(None)  # a display cut short by an error gives the terminal back (a no-op once closed)
 
     if args.json:
         print(json.dumps(public_report(report), indent=2))
     else:
         print_summary(report, sys.stdout)
     if report["status"] == ExecutionStatus.REVIEW.value:
-        _say_reviews(report)
+        _say_reviews(report, serve.url if serve else None)
         return EXIT_REVIEW
     return EXIT_OK if report["status"] == ExecutionStatus.COMPLETED.value else EXIT_FAILED
 
 
-def _say_reviews(report: dict[str, Any]) -> None:
-    """Nobody can decide a review here (there is no API): say which wait, and where they can be decided."""
+def _say_reviews(report: dict[str, Any], serve_url: str | None = None) -> None:
+    """`agentflow run` cannot decide a review: say which wait, and where they can be decided."""
     waiting = [n for n in report["nodes"] if n.get("review_id") and n["status"] == "WAITING"]
     print(f"agentflow: the run waits for {len(waiting)} human review(s):", file=sys.stderr)
     for node in waiting:
         print(f"  node {node['node_id']}: {(node.get('inputs') or {}).get('name', '')}", file=sys.stderr)
+    if serve_url:  # it runs on the serve: the review can be decided there, and the run goes on
+        print(f"  decide them with POST {serve_url}/reviews/{{id}} (as the user {LOCAL_USER})", file=sys.stderr)
+        return
     print(
         "  `agentflow run` cannot decide reviews: run the graph under `agentflow serve` and decide them with "
         "POST /reviews/{id}",
         file=sys.stderr,
     )
+
+
+def serve_to_use(root: Path, redeliver: int) -> Settings | None:
+    """The running `agentflow serve` to run on (docs/architecture.md, "agentflow run on a running serve"), or None:
+    never with --redeliver (its bus is not this run's) nor with AGENTFLOW_DYNAMODB_ENDPOINT (storage chosen)."""
+    if redeliver or os.environ.get(DYNAMODB_ENDPOINT_ENV):
+        return None
+    found = find_serve(LocalFiles(root))
+    if found.settings is not None:
+        print(f"agentflow: running on the agentflow serve at {found.settings.url}", file=sys.stderr)
+    elif found.note:
+        print(f"agentflow: not using a running serve: {found.note}; starting a local stack", file=sys.stderr)
+    return found.settings
+
+
+def run_on_serve(
+    serve: Settings, graph: ValidGraph, document: Any, inputs: dict[str, Any], timeout: float, view: View
+) -> dict[str, Any]:
+    """Store the export as a graph of the user `local` on the serve, start it, follow it to its end over HTTP."""
+    client = Client(serve)
+    graph_id = client.create_graph(document)["graph_id"]
+    execution_id = client.execute(graph_id, inputs)["execution_id"]
+    report: dict[str, Any] = follow(
+        client, execution_id, view, timeout, label=graph.graph.name or "graph", owns_run=True
+    )
+    return report
+
+
+def run_on_own_stack(
+    root: Path,
+    redeliver: int,
+    graph: ValidGraph,
+    document: Any,
+    inputs: dict[str, Any],
+    timeout: float,
+    view: View,
+) -> dict[str, Any]:
+    from agentflow_local.stack import LocalStack, LocalStackConfig
+
+    config = LocalStackConfig.for_user(
+        root, redeliver=redeliver, log_level=os.environ.get("AGENTFLOW_LOG_LEVEL", "WARNING")
+    )
+    if not config.dynamodb_endpoint:
+        print(f"agentflow: starting DynamoDB Local (data in {config.data_dir})", file=sys.stderr)
+    with LocalStack(config) as stack:
+        return run_on_stack(stack, graph, inputs, timeout, view=view, document=document)
 
 
 def _store(stack: LocalStack, graph: ValidGraph, document: Any) -> tuple[str, int]:
@@ -220,18 +289,25 @@ def run_on_stack(
     graph: ValidGraph,
     inputs: dict[str, Any],
     timeout: float,
-    live: TextIO | None,
+    view: View,
     document: Any = None,
 ) -> dict[str, Any]:
+    from agentflow.reports import execution_report
+    from agentflow.store import Store
+
     engine = stack.engine
     bus = stack.bus
     assert bus is not None
     graph_id, version = _store(stack, graph, document)
     execution_id = engine.start_execution(LOCAL_USER, graph_id, version, inputs).execution_id
     viewer = Store(engine.store.client, engine.store.table, clock=engine.store.clock)  # reads not billed to the run
-    if live:
-        print(f"agentflow: execution {execution_id} of {graph.graph.name or 'graph'}", file=live)
-    seen: dict[tuple[str, int], str] = {}
+
+    def snapshot() -> dict[str, Any]:
+        report = execution_report(viewer, execution_id, graph.output_names)
+        assert report is not None
+        return report
+
+    view.start(execution_id, graph.graph.name or "graph")
     started = time.monotonic()
     last_change = started
     progress: tuple[Any, ...] = ()
@@ -239,7 +315,8 @@ def run_on_stack(
         while True:
             execution = viewer.get_execution(execution_id)
             assert execution is not None
-            _show_progress(viewer, execution_id, graph, seen, started, live)
+            if view.due():  # a whole report is read only when the view would show it
+                view.show(snapshot())
             signature = (bus.delivered, execution.updated_at, execution.pending, stack.waiting_retries())
             if signature != progress:
                 progress, last_change = signature, time.monotonic()
@@ -248,18 +325,8 @@ def run_on_stack(
             now = time.monotonic()
             # a retry waiting for its backoff is progress to come, not a stall
             if stack.idle() and not stack.waiting_retries() and now - last_change > STALL_SECONDS:
-                # Something was lost (an event, a worker): do what the deployed sweeper does every minute.
-                swept = engine.sweep(stale_after_seconds=STALL_SECONDS)
+                _unstall(stack, execution_id)
                 last_change = now
-                if live:
-                    print(f"agentflow: no progress for {STALL_SECONDS:.0f}s; sweeper: {swept}", file=live)
-                if not (swept.republished or swept.started or swept.finalized or swept.repaired):
-                    engine.stop(execution_id)
-                    print(
-                        f"error: the run made no progress for {STALL_SECONDS:.0f}s and the sweeper found nothing "
-                        "to move on; stopped it (see dead letters below)",
-                        file=sys.stderr,
-                    )
             if now - started > timeout:
                 print(f"error: the run took longer than --timeout {timeout:.0f}s; stopping it", file=sys.stderr)
                 engine.stop(execution_id)
@@ -269,32 +336,24 @@ def run_on_stack(
         print("\nagentflow: stopping the run", file=sys.stderr)
         engine.stop(execution_id)
     stack.idle(60)
-    _show_progress(viewer, execution_id, graph, seen, started, live)
-    report = execution_report(viewer, execution_id, graph.output_names)
-    assert report is not None
+    report = snapshot()
+    view.close(report)
     for letter in bus.dead_letters:
         print(f"warning: an event was dead-lettered: {letter}", file=sys.stderr)
     return report
 
 
-def _show_progress(
-    store: Store,
-    execution_id: str,
-    graph: ValidGraph,
-    seen: dict[tuple[str, int], str],
-    started: float,
-    live: TextIO | None,
-) -> None:
-    if live is None:
-        return
-    for node in store.list_nodes(execution_id):
-        key = (node.node_id, node.seq)
-        if seen.get(key) != node.status:
-            seen[key] = node.status
-            block = graph.blocks.get(node.node_id)
-            name = block.name() if block else "?"
-            elapsed = time.monotonic() - started
-            print(f"  {elapsed:7.2f}s  {node.node_id}#{node.seq}  {name:<28} {node.status.value}", file=live)
+def _unstall(stack: LocalStack, execution_id: str) -> None:
+    """Something was lost (an event, a worker): do what the deployed sweeper does every minute."""
+    swept = stack.engine.sweep(stale_after_seconds=STALL_SECONDS)
+    print(f"agentflow: no progress for {STALL_SECONDS:.0f}s; sweeper: {swept}", file=sys.stderr)
+    if not (swept.republished or swept.started or swept.finalized or swept.repaired):
+        stack.engine.stop(execution_id)
+        print(
+            f"error: the run made no progress for {STALL_SECONDS:.0f}s and the sweeper found nothing "
+            "to move on; stopped it (see dead letters below)",
+            file=sys.stderr,
+        )
 
 
 def public_report(report: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,8 @@ AGENTFLOW_API_KEY (default: the local dev key); see agentflow_local.client.
 
 Tables by default; --json prints exactly one JSON document, the API's answer. Exit codes: 0 done; 2 the API
 refused the request (a 4xx, shown as `error: STATUS CODE: message` on stderr) or the command line is wrong; 1 any
-other failure (no answer, a 5xx). `execute --wait` ends as `agentflow run` does: 0 COMPLETED, 1 FAILED or
-TERMINATED, 3 waiting for a human review.
+other failure (no answer, a 5xx). `execute --wait` and `runs watch` show the run live (agentflow_local.live_view, on
+stderr) and end as `agentflow run` does: 0 COMPLETED, 1 FAILED or TERMINATED, 3 waiting for a human review.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentflow_local.cli_follow import ENDS, EXIT_FAILED, EXIT_INVALID, EXIT_OK, follow
 from agentflow_local.cli_inputs import UsageError, parse_inputs
 from agentflow_local.client import Client, ClientError, resolve
+from agentflow_local.live_view import make_view
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_REVIEW = 0, 1, 2, 3
-ENDS = {"COMPLETED": EXIT_OK, "FAILED": EXIT_FAILED, "TERMINATED": EXIT_FAILED, "REVIEW": EXIT_REVIEW}
-POLL_SECONDS = 0.25
+EXIT_INTERRUPTED = 130  # Ctrl-C while watching: the run goes on
 PAGE = 100  # the API's largest page
 
 
@@ -50,13 +49,17 @@ def register(commands: Any) -> None:
     push.add_argument("file", type=Path, metavar="FILE", help="a graph in the AutoGPT export format")
     push.add_argument("--graph-id", metavar="ID", help="save FILE as a new (active) version of this graph")
     leaf(actions, "show", "a graph's active version: its inputs and outputs").add_argument("graph_id", metavar="ID")
-    execute = leaf(commands, "execute", "start a run of a stored graph; with --wait, print its outputs at its end")
+    execute = leaf(
+        commands, "execute", "start a run of a graph; with --wait, show it live to its end, then its outputs"
+    )
     execute.add_argument("graph_id", metavar="GRAPH_ID")
     execute.add_argument(
         "--input", action="append", default=[], metavar="NAME=VALUE", help="a graph input (JSON or text)"
     )
     execute.add_argument("--inputs", metavar="JSON", help="all graph inputs as one JSON object")
-    execute.add_argument("--wait", action="store_true", help="wait for the run to end (exit 0/1, or 3 for a review)")
+    execute.add_argument(
+        "--wait", action="store_true", help="show the run live until it ends (exit 0/1, or 3 for a review)"
+    )
     execute.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="--wait's limit (600)")
     runs = commands.add_parser("runs", help="list, show, stop and resume runs, and their status history")
     run_actions = runs.add_subparsers(dest="client_action", required=True, metavar="ACTION")
@@ -71,6 +74,16 @@ def register(commands: Any) -> None:
         ("events", "a run's status history, oldest first"),
     ):
         leaf(run_actions, name, text).add_argument("execution_id", metavar="EID")
+    watch = leaf(
+        run_actions,
+        "watch",
+        "show a run live until it ends, then its outputs (exit 0 COMPLETED, 1 FAILED/TERMINATED, 3 review); "
+        "--json: the final run, as `execute --wait --json`",
+    )
+    watch.add_argument("execution_id", metavar="EID")
+    watch.add_argument(
+        "--timeout", type=float, default=600.0, metavar="SECONDS", help="stop watching after this long (600)"
+    )
 
 
 def client_command(args: argparse.Namespace) -> int:
@@ -84,6 +97,9 @@ def client_command(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(exc.line(), file=sys.stderr)
         return EXIT_INVALID if exc.status is not None and 400 <= exc.status < 500 else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\nagentflow: stopped watching; the run goes on (`agentflow runs stop EID` stops it)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -161,27 +177,14 @@ def execute(args: argparse.Namespace) -> int:
     if not args.wait:
         _emit(args, started, lambda a: print(f"{a['execution_id']}  {a['status']}"))
         return EXIT_OK
-    execution_id = started["execution_id"]
-    if not args.json:
-        print(f"agentflow: execution {execution_id} {started['status']}; waiting", file=sys.stderr)
-    report = wait_for_end(client, execution_id, args.timeout)
+    return watch_to_end(args, client, started["execution_id"])
+
+
+def watch_to_end(args: argparse.Namespace, client: Client, execution_id: str) -> int:
+    """Follow the run with the live view (none with --json), then print it; exit as `agentflow run` does."""
+    report = follow(client, execution_id, make_view(sys.stderr, quiet=args.json), args.timeout)
     _emit(args, report, print_outcome)
     return ENDS[report["status"]]
-
-
-def wait_for_end(client: Client, execution_id: str, timeout: float) -> Any:
-    """Poll the run until it ends or waits for a review; a run still going at the timeout is an error (exit 1)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        report = client.execution(execution_id)
-        if report["status"] in ENDS:
-            return report
-        if time.monotonic() > deadline:
-            raise ClientError(
-                f"execution {execution_id} is still {report['status']} after {timeout:g}s "
-                f"(it goes on; see `agentflow runs show {execution_id}`)"
-            )
-        time.sleep(POLL_SECONDS)
 
 
 def print_outcome(report: Any) -> None:
@@ -275,6 +278,10 @@ def runs_control(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def runs_watch(args: argparse.Namespace) -> int:
+    return watch_to_end(args, _client(args), args.execution_id)
+
+
 def runs_events(args: argparse.Namespace) -> int:
     def human(a: Any) -> None:
         table(("STATUS", "AT"), [(e["status"], e.get("at")) for e in a["events"]])
@@ -293,4 +300,5 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
     ("runs", "stop"): runs_control,
     ("runs", "resume"): runs_control,
     ("runs", "events"): runs_events,
+    ("runs", "watch"): runs_watch,
 }

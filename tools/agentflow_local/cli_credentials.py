@@ -21,7 +21,6 @@ from agentflow.credentials.vault import CredentialVault
 from agentflow.errors import ConfigurationError
 from agentflow.store import CredentialMeta, Store
 from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table, project_root
-from agentflow_local.stack import LocalStackConfig
 from agentflow_local.template import load_template
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -108,6 +107,8 @@ def new_from_stdin(args: argparse.Namespace, stdin: TextIO) -> NewCredential:
 @contextmanager
 def local_vault(root: Path) -> Iterator[CredentialVault]:
     """The vault on the local table: the running stack's DynamoDB Local, or one started for this command."""
+    from agentflow_local.stack import LocalStackConfig  # here: the other commands need not load the local stack
+
     config = LocalStackConfig.for_user(root)
     assert config.credentials_key_file is not None
     table = load_template(root / "template.yaml").resources["Table"]["Properties"]
