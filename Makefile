@@ -16,16 +16,18 @@ SAM := $(TOOLS)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help setup run examples test test-unit test-integration test-e2e lint build validate bench clean
+.PHONY: help setup browser screenshot run examples test test-unit test-integration test-e2e lint build validate bench clean
 
 help:
 	@echo "make run    serve the HTTP API on http://127.0.0.1:3000 (local stack: DynamoDB Local, bus, sweeper)"
 	@echo "make examples  run every graph in examples/ with agentflow run and print its outputs"
 	@echo "make test   lint, type-check, unit + integration + e2e tests, sam validate --lint, sam build"
 	@echo "make lint   ruff + mypy      make build   sam build      make bench   benchmarks"
-	@echo "make setup  create .venv (project), .tools (aws-sam-cli, cfn-lint), node_modules (DynamoDB Local)"
+	@echo "make setup  create .venv (project), .tools (aws-sam-cli, cfn-lint), node_modules (DynamoDB Local, dagre),"
+	@echo "           and install Chromium for the web page's browser tests (apt-get install chromium)"
+	@echo "make screenshot  regenerate docs/ui-run.png from the browser test"
 
-setup: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed
+setup: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed browser
 
 $(VENV)/.installed: pyproject.toml layers/engine/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found (tried python3.13 and $(PYENV_ROOT)/versions/3.13*)." >&2; \
@@ -48,6 +50,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The web page's browser tests (tests/e2e/test_web_ui.py) drive Debian's Chromium: Playwright's own browser
+# download is never used (it needs the internet).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+		command -v apt-get >/dev/null || { echo "error: $(CHROMIUM) is missing and apt-get is not available: install Chromium so that $(CHROMIUM) runs it (the browser tests need it)" >&2; exit 1; }; \
+		echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+			|| { echo "error: apt-get install chromium failed (run as root, or install it yourself)" >&2; exit 1; }; }
+
+screenshot: setup
+	AGENTFLOW_UPDATE_SCREENSHOT=1 $(VENV)/bin/pytest tests/e2e/test_web_ui.py -q -k runs_page
+
 PORT ?= 3000
 
 run: setup
@@ -66,7 +81,7 @@ lint: $(VENV)/.installed
 validate: $(TOOLS)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
 
-build: $(TOOLS)/.installed
+build: $(TOOLS)/.installed node_modules/.installed  # the layer takes the web page's dagre from node_modules
 	PATH="$(PY313_DIR):$$PATH" $(SAM) build --region $(AWS_DEFAULT_REGION)
 
 test-unit: $(VENV)/.installed

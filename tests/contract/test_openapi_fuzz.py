@@ -51,7 +51,8 @@ type Operation = APIOperation[Any, Any, Any, Any]
 type AnyCase = Case[Any]
 
 ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs"})  # served without a key; the document may leave them out
+# served without a key (the docs, the web page's static files); the document may leave them out
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/ui", "/ui/{proxy+}"})
 API_KEY_HEADER = "X-API-Key"
 UNKNOWN_KEY = "af_fuzz-not-a-key"
 

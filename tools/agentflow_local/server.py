@@ -18,6 +18,7 @@ from agentflow.store import Store
 from agentflow_local.api_gateway import LocalApiGateway
 from agentflow_local.dynamodb import DynamoDBLocal, client_for, ensure_table
 from agentflow_local.files import LocalFiles, running_dynamodb_endpoint
+from agentflow_local.reuse import run_environment
 from agentflow_local.scheduler import CronScheduler, RateScheduler
 from agentflow_local.stack import LocalStack, LocalStackConfig
 from agentflow_local.template import load_template
@@ -78,7 +79,14 @@ def serve(root: Path, port: int = DEFAULT_PORT, out: TextIO | None = None, stop:
         files.running.touch(mode=0o600)
         files.running.chmod(0o600)  # touch keeps the mode of a file a crashed serve left behind
         files.running.write_text(
-            json.dumps({"pid": os.getpid(), "dynamodb_endpoint": stack.dynamodb_endpoint, "api_url": gateway.url})
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "dynamodb_endpoint": stack.dynamodb_endpoint,
+                    "api_url": gateway.url,
+                    "environment": run_environment(),  # so `agentflow run` reuses it only with the same settings
+                }
+            )
         )
         if out is not None:
             _print_banner(out, gateway.url, key, examples, stack, config.data_dir)
@@ -107,6 +115,7 @@ def _print_banner(
     print(f"agentflow is serving the HTTP API at {url}", file=out)
     print(f"  dev API key : {key}   (kept in .local/dev-api-key)", file=out)
     print(f"  API docs    : {url}/docs   OpenAPI: {url}/openapi.json", file=out)
+    print(f"  web page    : {url}/ui#key={key}   (the key after # stays in the browser)", file=out)
     print(f"  DynamoDB    : {stack.dynamodb_endpoint} (data in {data_dir})", file=out)
     print(f"  metrics     : {stack.metrics_file} (CloudWatch EMF, one JSON document per line)", file=out)
     recovered = stack.recovered

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from agentflow import __version__
-from agentflow.api import credentials, executions, graphs, reviews, schedules, webhooks
+from agentflow.api import credentials, executions, graphs, pages, reviews, schedules, webhooks
 from agentflow.api.auth import user_for_key
 from agentflow.api.common import USER_CONTEXT_KEY, Deps, _json
 from agentflow.api.errors import ApiError, invalid, not_found, too_large, unauthorized
@@ -26,7 +26,8 @@ from agentflow.graph import GraphValidationError
 from agentflow.triggers.schedules import SchedulerPort
 
 MAX_BODY_BYTES = 400_000  # a graph document (300 KB) with room to spare; above this: 413
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs"})
+# the API's documentation, and the web page's static files (agentflow.api.pages: no data, answered before the key check)
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", *pages.PAGE_RESOURCES})
 
 OPENAPI: dict[str, Any] = {
     "title": "agentflow",
@@ -51,6 +52,8 @@ def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> 
     oversized or unauthenticated request answers 413/401 before Powertools validates its body or query; the
     caller's user id then travels in the request context like an authorizer's."""
     engine: Engine = app._agentflow_engine  # type: ignore[attr-defined]
+    if pages.is_page(event):  # static files only: they never reach a route, the table or the key
+        return pages.respond(event)
     path = str(event.get("resource") or event.get("path") or "")
     if path not in PUBLIC_PATHS:
         body = event.get("body") or ""
