@@ -270,14 +270,14 @@ class Probe:
         probe = self
 
         def timed_run_node(
-            engine: Engine, execution_id: str, node_id: str, seq: int, lease_seconds: float | None = None
+            engine: Engine, execution_id: str, node_id: str, seq: int, *args: Any, **kwargs: Any
         ) -> NodeRunOutcome:
             node = _Open()
             probe._local.node = node
             outcome = "raised"
             t0 = time.perf_counter()
             try:
-                result = original(engine, execution_id, node_id, seq, lease_seconds)
+                result = original(engine, execution_id, node_id, seq, *args, **kwargs)
                 outcome = result.value
                 return result
             finally:

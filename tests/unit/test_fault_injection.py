@@ -119,7 +119,7 @@ def test_crash_at_every_write_still_completes(
         state = install_crash(counting, 0, WRITES)
         run_graph(engine, publisher, graph, inputs, time_left=time_left)
         total = state["writes"]
-    assert total > (20 if effects else 15)
+    assert total > 10  # the run made writes enough for the crashes below to mean something
     crashed_in = set()
     for crash_at in range(1, total + 1):
         with monkeypatch.context() as patch:
@@ -130,7 +130,10 @@ def test_crash_at_every_write_still_completes(
         assert outputs_of(report) == outputs_of(reference), (crash_at, state["crashed"])
         crashed_in.add(state["crashed"])
     saved_apart = {"save_node_result"} if effects else set()
-    assert {"claim_node", *saved_apart, "deliver", "queue_slot", "finish_node"} <= crashed_in
+    # a node with one child queues it in its finish (docs/architecture.md, "Chains"); only a node with more calls
+    # queue_slot, as the static feed's StepThroughItems does
+    queued_apart = {"queue_slot"} if graph is STATIC_FEED[0] else set()
+    assert {"claim_node", *saved_apart, "deliver", *queued_apart, "finish_node"} <= crashed_in
 
 
 def test_sweeper_repairs_a_wrong_pending_count_and_finalizes(

@@ -15,15 +15,17 @@ from agentflow.blocks.execution import ERROR_PIN, BlockRun
 from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
 from agentflow.clock import iso_at
 from agentflow.credentials.models import credential_fields
+from agentflow.events import OutboundEvent
 from agentflow.executor.accounting import node_usage
 from agentflow.executor.attempts import final_result, run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
 from agentflow.executor.gates import SAVE_MARGIN_SECONDS, NodeGates
 from agentflow.executor.inline import InlineChain
+from agentflow.executor.propagation import Hop
 from agentflow.graph import ValidGraph
 from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
+from agentflow.store import ChildQueue, ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
 
 logger = logging.getLogger(__name__)
 
@@ -163,18 +165,56 @@ class NodeRunning(NodeGates):
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
             self._fail_run(store, execution_id, over, "budget")
             return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved)
+        hop = Hop(store, execution_id, graph, fold=True)
         try:
-            propagated = self._propagate(store, execution_id, graph, node.node_id, node.seq, result.outputs, chain)
+            propagated = self._propagate(hop, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
             # e.g. a sink that received more values than one item can record: fail loudly, never silently
             error = f"a value could not be delivered: a DynamoDB item would exceed 400 KB ({exc})"
-            propagated = True
+            propagated = self._queue_deferred(hop)
+            self._release(hop, None)
+        if propagated and hop.deferred is not None:
+            folded = self._finish_folded(store, graph, node, result, error, unsaved, hop, chain)
+            if folded is not None:
+                return folded
+            propagated = self._queue_deferred(hop)  # the fold could not be done: as without it
+            self._release(hop, chain)
         if not propagated:
             return self._finish_terminated(store, execution_id, node, attempt, usage, unsaved)
         holds_child = chain is not None and chain.held is not None
         outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child, unsaved)
         if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
             self._check_budget(store, execution_id, graph)
+        return outcome
+
+    def _finish_folded(
+        self,
+        store: RunStatePort,
+        graph: ValidGraph,
+        node: NodeRecord,
+        result: NodeResult,
+        error: str | None,
+        unsaved: tuple[str, str | None] | None,
+        hop: Hop,
+        chain: InlineChain | None,
+    ) -> NodeRunOutcome | None:
+        """Finish the node and queue its only ready child in one transaction (docs/architecture.md, "Chains"),
+        then publish or keep the child. None when that transaction was refused (a stop, the node limit, a lost
+        lease, the child queued by a replay): the caller then goes the unfolded way."""
+        child = hop.deferred
+        assert child is not None
+        outcome = self._finish(
+            store, hop.execution_id, graph, node, node.attempts, error, result.usage, result.fails_run, True, unsaved,
+            child,
+        )  # fmt: skip
+        if outcome is NodeRunOutcome.LOST_LEASE:
+            return None
+        hop.deferred = None
+        hop.queued.append(OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq))
+        hop.fresh += 1
+        self._release(hop, chain)
+        if graph.budget is not None and result.usage:
+            self._check_budget(store, hop.execution_id, graph)
         return outcome
 
     def _agent_run(
@@ -288,6 +328,7 @@ class NodeRunning(NodeGates):
         fails_run: bool = False,
         holds_child: bool = False,
         unsaved: tuple[str, str | None] | None = None,
+        child: ChildQueue | None = None,
     ) -> NodeRunOutcome:
         """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
         0 and the run cannot be finished yet: no need to read it. `unsaved`: a pure block's outputs and error,
@@ -314,6 +355,7 @@ class NodeRunning(NodeGates):
             attempt_entry=entry,
             llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
             result=unsaved,
+            child=child,
         ):
             return NodeRunOutcome.LOST_LEASE
         if not holds_child:

@@ -16,7 +16,7 @@ from agentflow.executor.lifecycle import Lifecycle
 from agentflow.graph import Link, ValidGraph
 from agentflow.pins import select_output
 from agentflow.statuses import NodeStatus
-from agentflow.store import NodeRecord, QueueOutcome, RunStatePort
+from agentflow.store import ChildQueue, NodeRecord, QueueOutcome, RunStatePort
 
 N = NodeStatus
 
@@ -30,40 +30,48 @@ class Hop:
     graph: ValidGraph
     queued: list[OutboundEvent] = field(default_factory=list)
     replayed: bool = False  # an event among them is a replay's: the slot was queued (and maybe run) before
+    fold: bool = False  # the node's finish may queue its only ready child (docs/architecture.md, "Chains")
+    deferred: ChildQueue | None = None  # that child, while it is the only one
+    fresh: int = 0  # slots this propagation queued itself
 
 
 class Propagation(Lifecycle):
     def _propagate(
-        self,
-        store: RunStatePort,
-        execution_id: str,
-        graph: ValidGraph,
-        node_id: str,
-        seq: int,
-        outputs: Sequence[Any],
-        chain: InlineChain | None = None,
+        self, hop: Hop, node_id: str, seq: int, outputs: Sequence[Any], chain: InlineChain | None = None
     ) -> bool:
         """Deliver every output along every link that selects it. False when the execution stopped running. With
-        a `chain`, a single child this propagation queued is held for the worker to run (executor/inline.py)."""
-        hop = Hop(store, execution_id, graph)
+        a `chain`, a single child this propagation queued is held for the worker to run (executor/inline.py); with
+        `hop.fold`, a single ready child is left in `hop.deferred` for the node's finish to queue."""
         done = False
         try:
             for out_index, (pin, value) in enumerate(outputs):
-                for link_index, link in graph.links_from[node_id]:
+                for link_index, link in hop.graph.links_from[node_id]:
                     fires, selected = select_output(pin, value, link.source_name)
                     if fires and not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
                         return False
             done = True
             return True
         finally:
-            events = hop.queued
-            if done and chain is not None and self._holds(chain, graph, hop):
-                chain.held, events = events[0], []
-            self._publish(store, events)
+            self._release(hop, chain if done else None)
+
+    def _release(self, hop: Hop, chain: InlineChain | None) -> None:
+        """Publish what the propagation queued, but the one child a chain keeps to run itself."""
+        events = hop.queued
+        if chain is not None and self._holds(chain, hop.graph, hop):
+            chain.held, events = events[0], []
+        hop.queued = []
+        self._publish(hop.store, events)
+
+    def _queue_deferred(self, hop: Hop) -> bool:
+        """Queue the deferred child on its own, as without the fold. False only when the run stopped running."""
+        child, hop.deferred = hop.deferred, None
+        if child is None:
+            return True
+        return self._queue(hop, child.node_id, child.seq, child.inputs_json, list(child.delivered_pins), frozenset())
 
     def _holds(self, chain: InlineChain, graph: ValidGraph, hop: Hop) -> bool:
         """Whether the worker keeps the one child this propagation queued, to run it itself."""
-        if len(hop.queued) != 1 or hop.replayed:
+        if len(hop.queued) != 1 or hop.replayed or hop.deferred is not None:
             return False
         return chain.has_room(self._time_limit(graph, str(hop.queued[0].detail["node_id"])))
 
@@ -101,9 +109,22 @@ class Propagation(Lifecycle):
             return True  # still waiting for a value that only a later delivery brings
         data, skipped = ready
         delivered = [pin for pin in hop.graph.linked_pins[node_id] if pin in slot.delivered]
-        result = hop.store.queue_slot(hop.execution_id, node_id, seq, dumps(data), delivered, skipped)
+        if hop.deferred is not None and (hop.deferred.node_id, hop.deferred.seq) == (node_id, seq):
+            return True  # found again (a static backfill): it is deferred already
+        if hop.fold and not skipped and hop.deferred is None and not hop.fresh:
+            hop.deferred = ChildQueue(node_id, seq, dumps(data), tuple(delivered))
+            return True
+        if not self._queue_deferred(hop):  # a second child: the first is queued on its own, as the rest
+            return False
+        return self._queue(hop, node_id, seq, dumps(data), delivered, skipped)
+
+    def _queue(
+        self, hop: Hop, node_id: str, seq: int, inputs_json: str, delivered: list[str], skipped: frozenset[str]
+    ) -> bool:
+        result = hop.store.queue_slot(hop.execution_id, node_id, seq, inputs_json, delivered, skipped)
         if result.outcome is QueueOutcome.QUEUED:
             hop.queued.append(OutboundEvent.node_queued(hop.execution_id, node_id, seq))
+            hop.fresh += 1
             return True
         if result.outcome is QueueOutcome.ALREADY:
             return True

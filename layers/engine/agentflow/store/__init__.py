@@ -18,6 +18,7 @@ from agentflow.store.catalog import Catalog, InvalidCursor
 from agentflow.store.credentials import CredentialItems, CredentialMeta, SealedCredential
 from agentflow.store.deliveries import Deliveries, Delivery
 from agentflow.store.dynamo import Item, ItemTooLarge, Meter, Transition, dynamodb_client
+from agentflow.store.endings import ChildQueue
 from agentflow.store.key_values import KeyValueItems
 from agentflow.store.port import RunStatePort
 from agentflow.store.records import (
@@ -37,6 +38,7 @@ from agentflow.store.slots import Slots
 from agentflow.store.transitions import QueueOutcome, QueueResult
 
 __all__ = [
+    "ChildQueue",
     "CredentialItems",
     "CredentialMeta",
     "Delivery",

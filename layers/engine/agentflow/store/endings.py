@@ -5,10 +5,11 @@ one transaction), queued again after a transient failure, or waiting for its sub
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agentflow import keys
-from agentflow.statuses import NODE_TRANSITIONS, NodeStatus
+from agentflow.statuses import NODE_TRANSITIONS, ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, serialize, update_expression
 from agentflow.store.transitions import StatusWrites
 
@@ -30,6 +31,16 @@ def _logged(expr: Expr, entry: Mapping[str, Any]) -> str:
     """SET clause appending one entry to the node's attempt log."""
     log = expr.n("attempt_log")
     return f"{log} = list_append(if_not_exists({log}, {expr.v([])}), {expr.v([dict(entry)])})"
+
+
+@dataclass(frozen=True)
+class ChildQueue:
+    """A node's only ready child, queued by the node's own finish (docs/architecture.md, "Chains")."""
+
+    node_id: str
+    seq: int
+    inputs_json: str
+    delivered_pins: tuple[str, ...]
 
 
 class NodeEndings(StatusWrites):
@@ -100,11 +111,14 @@ class NodeEndings(StatusWrites):
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str, str | None] | None = None,
+        child: ChildQueue | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
         node's LLM usage is added to the run's totals in the same write (so it is counted exactly once).
-        `result`: outputs (JSON) and error not saved before (a pure block's), written by this finish."""
+        `result`: outputs (JSON) and error not saved before (a pure block's), written by this finish. `child`: the
+        node's only ready child, queued in the same transaction; False then also when that part cannot be done
+        (the caller queues the child on its own and finishes again, as without it)."""
         expr = Expr()
         node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result)
         node_update = self._status_update(
@@ -130,21 +144,36 @@ class NodeEndings(StatusWrites):
                 **ex.params(),
             }
             return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
-        adds = [f"{ex.n('pending')} {ex.v(-1)}", *usage_adds]
+        exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child)
+        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
+        if child is not None:
+            queue = self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
+            actions.append({"Update": queue})
+        if recorded_output is not None:
+            actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
+        return self._transact(actions) is None
+
+    def _finish_exec_update(
+        self, execution_id: str, ex: Expr, usage_adds: list[str], unhandled_error: str | None, child: ChildQueue | None
+    ) -> dict[str, Any]:
+        """META's part of a finish: `pending` - 1, or with a child queued in the same write `pending` unchanged and
+        `node_count` + 1, under the conditions `queue_slot` has (the run RUNNING, under its node limit)."""
+        adds = [*usage_adds, f"{ex.n('node_count')} {ex.v(1)}" if child else f"{ex.n('pending')} {ex.v(-1)}"]
         sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
             sets.append(f"{ex.n('error')} = if_not_exists({ex.n('error')}, {ex.v(unhandled_error)})")
-        exec_update = {
+        update: dict[str, Any] = {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.META),
             "UpdateExpression": update_expression(sets, adds, []),
-            **ex.params(),
         }
-        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
-        if recorded_output is not None:
-            actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
-        return self._transact(actions) is None
+        if child is not None:
+            running = ex.v(ExecutionStatus.RUNNING.value)
+            update["ConditionExpression"] = (
+                f"{ex.n('status')} = {running} AND {ex.n('node_count')} < {ex.n('node_limit')}"
+            )
+        return {**update, **ex.params()}
 
     def _finish_sets(
         self,

@@ -11,6 +11,7 @@ from agentflow.clock import Clock
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.deliveries import Delivery
 from agentflow.store.dynamo import Item, Meter, Transition
+from agentflow.store.endings import ChildQueue
 from agentflow.store.records import ExecutionRecord, NodeRecord, PinsRecord, RecordedOutput
 from agentflow.store.reviews import ReviewsPort
 from agentflow.store.slots import SlotsPort
@@ -130,6 +131,7 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str, str | None] | None = None,
+        child: ChildQueue | None = None,
     ) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...

@@ -219,22 +219,7 @@ class StatusWrites(Table):
         in the same transaction, only while the execution is RUNNING and under its node-execution limit.
         `skipped_pins` are linked pins the slot runs without (the Orchestrator's loop pins): the same write moves
         their FIFO counters past this slot, so their next values fill the next slot, not this one."""
-        expr = Expr()
-        removes = [expr.n(keys.PIN_VALUE + pin) for pin in delivered_pins] + [expr.n("filled")]
-        node_update = self._status_update(
-            keys.execution_pk(execution_id),
-            keys.node_sk(node_id, seq),
-            NODE_TRANSITIONS,
-            NodeStatus.QUEUED,
-            [NodeStatus.INCOMPLETE],
-            expr=expr,
-            sets=[
-                f"{expr.n('inputs')} = {expr.v(inputs_json)}",
-                f"{expr.n('queued_at')} = {expr.v(self._now())}",
-            ],
-            removes=removes,
-        )
-        node_update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        node_update = self._queue_update(execution_id, node_id, seq, inputs_json, delivered_pins)
         ex = Expr()
         exec_update = {
             "TableName": self.table,
@@ -261,6 +246,29 @@ class StatusWrites(Table):
         if exec_now is not None and exec_now.status is not ExecutionStatus.RUNNING:
             return QueueResult(QueueOutcome.BLOCKED, execution=exec_now)
         return QueueResult(QueueOutcome.LIMIT, execution=exec_now)
+
+    def _queue_update(
+        self, execution_id: str, node_id: str, seq: int, inputs_json: str, delivered_pins: Iterable[str]
+    ) -> dict[str, Any]:
+        """The slot's INCOMPLETE -> QUEUED write, one action of a queueing transaction (`queue_slot`, or a
+        finish that queues its node's only child: `finish_node`)."""
+        expr = Expr()
+        removes = [expr.n(keys.PIN_VALUE + pin) for pin in delivered_pins] + [expr.n("filled")]
+        node_update = self._status_update(
+            keys.execution_pk(execution_id),
+            keys.node_sk(node_id, seq),
+            NODE_TRANSITIONS,
+            NodeStatus.QUEUED,
+            [NodeStatus.INCOMPLETE],
+            expr=expr,
+            sets=[
+                f"{expr.n('inputs')} = {expr.v(inputs_json)}",
+                f"{expr.n('queued_at')} = {expr.v(self._now())}",
+            ],
+            removes=removes,
+        )
+        node_update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return node_update
 
     def _skip_counters(self, execution_id: str, node_id: str, seq: int, pins: list[str]) -> dict[str, Any]:
         expr = Expr()
