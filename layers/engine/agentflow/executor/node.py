@@ -15,17 +15,17 @@ from agentflow.blocks.execution import ERROR_PIN, BlockRun
 from agentflow.blocks.sdk import BlockContext, BlockError, BlockType
 from agentflow.clock import iso_at
 from agentflow.credentials.models import credential_fields
-from agentflow.events import OutboundEvent
 from agentflow.executor.accounting import node_usage
 from agentflow.executor.attempts import final_result, run_with_timeout, scrub_run
 from agentflow.executor.base import GraphNotFound, NodeRunOutcome, dumps
-from agentflow.executor.gates import SAVE_MARGIN_SECONDS, NodeGates
+from agentflow.executor.finishing import NodeFinishing
+from agentflow.executor.gates import SAVE_MARGIN_SECONDS
 from agentflow.executor.inline import InlineChain
 from agentflow.executor.propagation import Hop
 from agentflow.graph import ValidGraph
 from agentflow.retries import ResolvedPolicy, RetryMessage
 from agentflow.statuses import ExecutionStatus, NodeStatus
-from agentflow.store import ChildQueue, ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
+from agentflow.store import ExecutionRecord, ItemTooLarge, NodeRecord, RunStatePort
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class NodeResult:
     saved: bool = True  # False: a pure block's, written only by the node's finish (docs/architecture.md)
 
 
-class NodeRunning(NodeGates):
+class NodeRunning(NodeFinishing):
     def run_node(
         self,
         execution_id: str,
@@ -174,7 +174,7 @@ class NodeRunning(NodeGates):
             propagated = self._queue_deferred(hop)
             self._release(hop, None)
         if propagated and hop.deferred is not None:
-            folded = self._finish_folded(store, graph, node, result, error, unsaved, hop, chain)
+            folded = self._finish_folded(store, graph, node, result.usage, result.fails_run, error, unsaved, hop, chain)
             if folded is not None:
                 return folded
             propagated = self._queue_deferred(hop)  # the fold could not be done: as without it
@@ -185,36 +185,6 @@ class NodeRunning(NodeGates):
         outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child, unsaved)
         if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
             self._check_budget(store, execution_id, graph)
-        return outcome
-
-    def _finish_folded(
-        self,
-        store: RunStatePort,
-        graph: ValidGraph,
-        node: NodeRecord,
-        result: NodeResult,
-        error: str | None,
-        unsaved: tuple[str, str | None] | None,
-        hop: Hop,
-        chain: InlineChain | None,
-    ) -> NodeRunOutcome | None:
-        """Finish the node and queue its only ready child in one transaction (docs/architecture.md, "Chains"),
-        then publish or keep the child. None when that transaction was refused (a stop, the node limit, a lost
-        lease, the child queued by a replay): the caller then goes the unfolded way."""
-        child = hop.deferred
-        assert child is not None
-        outcome = self._finish(
-            store, hop.execution_id, graph, node, node.attempts, error, result.usage, result.fails_run, True, unsaved,
-            child,
-        )  # fmt: skip
-        if outcome is NodeRunOutcome.LOST_LEASE:
-            return None
-        hop.deferred = None
-        hop.queued.append(OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq))
-        hop.fresh += 1
-        self._release(hop, chain)
-        if graph.budget is not None and result.usage:
-            self._check_budget(store, hop.execution_id, graph)
         return outcome
 
     def _agent_run(
@@ -315,67 +285,3 @@ class NodeRunning(NodeGates):
             return NodeRunOutcome.LOST_LEASE
         self.retry_queue.send(RetryMessage(execution_id, node.node_id, node.seq, claims + 1), delay)
         return NodeRunOutcome.DEFERRED if deferral else NodeRunOutcome.RETRYING
-
-    def _finish(
-        self,
-        store: RunStatePort,
-        execution_id: str,
-        graph: ValidGraph,
-        node: NodeRecord,
-        attempt: int,
-        error: str | None,
-        usage: dict[str, Any] | None = None,
-        fails_run: bool = False,
-        holds_child: bool = False,
-        unsaved: tuple[str, str | None] | None = None,
-        child: ChildQueue | None = None,
-    ) -> NodeRunOutcome:
-        """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
-        0 and the run cannot be finished yet: no need to read it. `unsaved`: a pure block's outputs and error,
-        which the finish writes."""
-        node_id, seq = node.node_id, node.seq
-        block = graph.block(node_id)
-        target = N.FAILED if error is not None else N.COMPLETED
-        unhandled = None
-        if error is not None and (fails_run or not graph.error_is_handled(node_id)):
-            unhandled = f"node {node_id} ({block.name()}) failed: {error}"
-        recorded = None
-        if block.block_type is BlockType.OUTPUT and error is None:
-            data = json.loads(node.inputs or "{}")
-            recorded = (str(data.get("name")), dumps(data.get("value")))
-        entry = {"attempt": attempt - node.deferrals, "error": error, "ended_at": iso_at(store.clock())}
-        if not store.finish_node(
-            execution_id,
-            node_id,
-            seq,
-            attempt,
-            target,
-            unhandled_error=unhandled,
-            recorded_output=recorded,
-            attempt_entry=entry,
-            llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
-            result=unsaved,
-            child=child,
-        ):
-            return NodeRunOutcome.LOST_LEASE
-        if not holds_child:
-            self._maybe_finalize(store, execution_id)
-        return NodeRunOutcome.FAILED if error is not None else NodeRunOutcome.COMPLETED
-
-    def _finish_terminated(
-        self,
-        store: RunStatePort,
-        execution_id: str,
-        node: NodeRecord,
-        attempt: int,
-        usage: dict[str, Any] | None,
-        unsaved: tuple[str, str | None] | None = None,
-    ) -> NodeRunOutcome:
-        """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume. Its LLM
-        usage counts now (a stopped run may never resume), and only now."""
-        node_id, seq = node.node_id, node.seq
-        counted = None if node.usage_counted else usage
-        if not store.finish_node(execution_id, node_id, seq, attempt, N.TERMINATED, llm_usage=counted, result=unsaved):
-            return NodeRunOutcome.LOST_LEASE
-        self._requeue_if_resumed(store, execution_id, node_id, seq)
-        return NodeRunOutcome.TERMINATED

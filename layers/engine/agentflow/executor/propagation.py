@@ -43,16 +43,37 @@ class Propagation(Lifecycle):
         a `chain`, a single child this propagation queued is held for the worker to run (executor/inline.py); with
         `hop.fold`, a single ready child is left in `hop.deferred` for the node's finish to queue."""
         done = False
+        sent: dict[int, list[tuple[int, Any]]] = {}  # link index -> (output index, value) in output order
+        for out_index, (pin, value) in enumerate(outputs):
+            for link_index, link in hop.graph.links_from[node_id]:
+                fires, selected = select_output(pin, value, link.source_name)
+                if fires:
+                    sent.setdefault(link_index, []).append((out_index, selected))
         try:
-            for out_index, (pin, value) in enumerate(outputs):
-                for link_index, link in hop.graph.links_from[node_id]:
-                    fires, selected = select_output(pin, value, link.source_name)
-                    if fires and not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
+            for link_index, link in hop.graph.links_from[node_id]:
+                values = sent.get(link_index, [])
+                if len(values) > 1 and not link.is_static:  # a fan-out: its slots in one reservation
+                    if not self._deliver_reserved(hop, link, f"{node_id}#{seq}/*/{link_index}", values):
+                        return False
+                    continue
+                for out_index, selected in values:
+                    if not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
                         return False
             done = True
             return True
         finally:
             self._release(hop, chain if done else None)
+
+    def _deliver_reserved(self, hop: Hop, link: Link, reservation_id: str, values: list[tuple[int, Any]]) -> bool:
+        """Deliver a link's values into consecutive slots reserved at once (FIFO per pin, as one by one)."""
+        sink, pin = link.sink_id, link.sink_name
+        block_id = hop.graph.nodes[sink].block_id
+        base = hop.store.reserve_slots(hop.execution_id, sink, pin, reservation_id, len(values))
+        for offset, (_, value) in enumerate(values):
+            delivery = hop.store.fill_reserved(hop.execution_id, sink, block_id, pin, base + offset, dumps(value))
+            if not self._try_queue(hop, sink, delivery.slot, delivery.node, delivery.replay):
+                return False
+        return True
 
     def _release(self, hop: Hop, chain: InlineChain | None) -> None:
         """Publish what the propagation queued, but the one child a chain keeps to run itself."""

@@ -64,6 +64,41 @@ class Deliveries(Table):
         written = self._fill_slot(execution_id, node_id, block_id, pin, slot, value_json)
         return Delivery(slot=slot, replay=replay or not written.won, node=written.item, counters=counters)
 
+    def reserve_slots(self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int) -> int:
+        """Reserve `count` consecutive slots of a pin for the values one node execution sends down one link, and
+        return the first. One write and one delivery record for all of them, so a fan-out's sink records one entry
+        per source execution instead of one per value (docs/architecture.md, "Fan-outs"). Idempotent like
+        `deliver`: a replay finds its reservation and gets the same slots."""
+        pk = keys.execution_pk(execution_id)
+        expr = Expr()
+        counter, record = expr.n(keys.COUNTER + pin), expr.n(keys.DELIVERY + reservation_id)
+        zero = expr.v(0)
+        result = self._conditional_update(
+            {
+                "TableName": self.table,
+                "Key": self._key(pk, keys.pins_sk(node_id)),
+                "UpdateExpression": update_expression(
+                    [
+                        f"{counter} = if_not_exists({counter}, {zero}) + {expr.v(count)}",
+                        f"{record} = if_not_exists({counter}, {zero})",
+                    ],
+                    [],
+                    [],
+                ),
+                "ConditionExpression": f"attribute_not_exists({record})",
+                **expr.params(),
+            }
+        )
+        assert result.item is not None
+        return int(result.item[keys.DELIVERY + reservation_id])
+
+    def fill_reserved(
+        self, execution_id: str, node_id: str, block_id: str, pin: str, slot: int, value_json: str
+    ) -> Delivery:
+        """Deliver one value into a slot `reserve_slots` gave it; a replay finds the slot filled (or queued)."""
+        written = self._fill_slot(execution_id, node_id, block_id, pin, slot, value_json)
+        return Delivery(slot=slot, replay=not written.won, node=written.item)
+
     def _fill_slot(
         self, execution_id: str, node_id: str, block_id: str, pin: str, slot: int, value_json: str
     ) -> Transition[NodeRecord]:
