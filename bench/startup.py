@@ -238,10 +238,12 @@ class LayerContents:
     notes: list[str]
 
 
-def layer_contents(root: Path) -> LayerContents:
-    """The engine layer's files: the sam build output if there is one, else rebuilt from this venv."""
+def layer_contents(root: Path, importable: bool = False) -> LayerContents:
+    """The engine layer's files: the sam build output if there is one, else rebuilt from this venv. `importable`:
+    files this machine can import, so the venv's unless the machine is arm64 like the build (sam builds arm64
+    wheels: pydantic-core's compiled part would not load on x86_64)."""
     built = root / ".aws-sam" / "build" / "EngineLayer" / "python"
-    if built.is_dir():
+    if built.is_dir() and not (importable and os.uname().machine not in ("aarch64", "arm64")):
         files = [(p, str(p.relative_to(built))) for p in sorted(built.rglob("*")) if p.is_file()]
         tops: dict[str, int] = {}
         for path, name in files:
