@@ -17,13 +17,16 @@ SAVE_MARGIN_SECONDS = 10.0  # of a worker's lease, kept to save and propagate a 
 
 
 class NodeGates(Accounting):
+    def _block_limit(self, graph: ValidGraph, node_id: str) -> float:
+        """A node's time limit per attempt: the node's own, else its block kind's setting."""
+        uses_llm = graph.block(node_id).uses_llm
+        default_limit = self.settings.llm.timeout_seconds if uses_llm else self.settings.node_timeout_seconds
+        return graph.node_timeout(node_id) or default_limit
+
     def _time_limit(self, graph: ValidGraph, node_id: str) -> float:
         """The lease a fresh invocation would give a node's block: its time limit plus the time to save and
         propagate its result, at most the default lease."""
-        block = graph.block(node_id)
-        default_limit = self.settings.llm.timeout_seconds if block.uses_llm else self.settings.node_timeout_seconds
-        limit = graph.node_timeout(node_id) or default_limit
-        return min(limit + SAVE_MARGIN_SECONDS, self.settings.default_lease_seconds)
+        return min(self._block_limit(graph, node_id) + SAVE_MARGIN_SECONDS, self.settings.default_lease_seconds)
 
     def _not_claimed(
         self, store: RunStatePort, execution_id: str, node: NodeRecord | None, expected_attempt: int | None

@@ -223,8 +223,7 @@ class NodeRunning(NodeFinishing):
             credentials = self._credentials(execution.user_id, block, inputs)
         except BlockError as exc:
             return BlockRun([(ERROR_PIN, str(exc))], str(exc))
-        default_limit = self.settings.llm.timeout_seconds if block.uses_llm else self.settings.node_timeout_seconds
-        limit = graph.node_timeout(node_id) or default_limit
+        limit = self._block_limit(graph, node_id)
         timeout = min(limit, max(lease - SAVE_MARGIN_SECONDS, 0.5))  # the lease must outlive the block
         llm = self._llm_runtime(execution, graph, timeout) if block.uses_llm else None
         context = BlockContext(
