@@ -109,4 +109,4 @@ def diamond() -> Scenario:
 def scenarios(quick: bool) -> list[Scenario]:
     if quick:
         return [chain(20), fan_out(50), diamond()]
-    return [chain(200), fan_out(1_000), diamond()]
+    return [chain(200), fan_out(1_000), diamond(), fan_out(10_000)]

@@ -391,6 +391,7 @@ CRASH_WRITES = [
     "claim_node",
     "save_node_result",
     "deliver",
+    "next_slot",
     "queue_slot",
     "finish_node",
     "take_slot",

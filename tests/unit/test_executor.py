@@ -88,16 +88,17 @@ def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
         engine.run_node(execution_id, node, 0)
     publisher.take()
 
-    real_deliver = engine.store.deliver.__func__  # type: ignore[attr-defined]
+    # a first attempt's one value to a single-input child: its propagation starts by taking the child's slot number
+    real_next_slot = engine.store.next_slot.__func__  # type: ignore[attr-defined]
     crashes = {"left": 1}
 
-    def crashing_deliver(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def crashing_next_slot(self: Any, *args: Any, **kwargs: Any) -> Any:
         if crashes["left"]:
             crashes["left"] -= 1
             raise ConnectionError("worker died between saving outputs and propagating")
-        return real_deliver(self, *args, **kwargs)
+        return real_next_slot(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(engine.store), "deliver", crashing_deliver)
+    monkeypatch.setattr(type(engine.store), "next_slot", crashing_next_slot)
     with pytest.raises(ConnectionError):
         engine.run_node(execution_id, "add", 0)
     # a redelivery while the lease is live is a duplicate: quiet
@@ -320,3 +321,45 @@ def test_sweeper_requeues_terminated_nodes_of_a_running_run(
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id)
     assert report is not None and report["status"] == "COMPLETED" and report["outputs"] == {"result": [70.0]}
+
+
+def test_a_pure_blocks_big_outputs_are_not_kept_on_its_node_item(
+    engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out's list outputs would fill its node item (docs/architecture.md, "Pure blocks"): over the bound they
+    go to its children only; the run's outputs are whole, and a small pure output is still kept."""
+    import agentflow.executor.node as node_module
+
+    monkeypatch.setattr(node_module, "KEPT_PURE_OUTPUT_BYTES", 60)  # the step's outputs for 3 items are ~90 bytes
+    report = run_graph(engine, publisher, graphs.fan_out(), {"items": [1, 2, 3]})
+    assert report["status"] == "COMPLETED"
+    assert sorted(report["outputs"]["squares"]) == [1.0, 4.0, 9.0]
+    step = next(n for n in report["nodes"] if n["node_id"] == "step")
+    assert step["status"] == "COMPLETED" and step["outputs"] == {}
+    squares = [n for n in report["nodes"] if n["node_id"] == "square"]
+    assert sorted(v for n in squares for v in n["outputs"]["result"]) == [1.0, 4.0, 9.0]  # under the bound: kept
+
+
+def test_a_fan_in_delivered_directly_records_no_delivery(engine: Engine, publisher: RecordingPublisher) -> None:
+    """Each of the fan-out's squares sends its one value to the output node, which needs nothing else: its slot is
+    created by the square's finish, and the output node's PINS item keeps only its counter, however wide the fan-in
+    (docs/architecture.md, "Direct deliveries")."""
+    report = run_graph(engine, publisher, graphs.fan_out(), {"items": list(range(12))})
+    assert report["status"] == "COMPLETED"
+    assert sorted(report["outputs"]["squares"]) == [float(i * i) for i in range(12)]
+    outs = sorted(n["seq"] for n in report["nodes"] if n["node_id"] == "out")
+    assert outs == list(range(12))  # consecutive slot numbers, one per value
+    from agentflow import keys
+
+    pins = engine.store._get(keys.execution_pk(report["execution_id"]), keys.pins_sk("out"))  # the raw item
+    assert pins is not None and pins[keys.COUNTER + "value"] == 12
+    assert [name for name in pins if name.startswith(keys.DELIVERY)] == []
+
+
+def test_the_node_execution_limit_is_bounded() -> None:
+    from agentflow.graph import MAX_NODE_EXECUTION_LIMIT
+
+    graph = graphs.linear()
+    validate_graph({**graph, "node_execution_limit": MAX_NODE_EXECUTION_LIMIT})
+    with pytest.raises(GraphValidationError, match=f"between 1 and {MAX_NODE_EXECUTION_LIMIT}"):
+        validate_graph({**graph, "node_execution_limit": MAX_NODE_EXECUTION_LIMIT + 1})

@@ -1,6 +1,7 @@
 """Chains run inline (docs/architecture.md, "Chains"): a worker with time left runs a node's single ready child
-itself instead of publishing its event. The claim is the same conditional write, so duplicates still lose; a
-worker that dies holding a child leaves a QUEUED node the sweeper publishes; a stop still stops the chain."""
+itself instead of publishing its event. A child its parent's finish creates is created claimed for the worker, so
+duplicates lose against its lease; a worker that dies holding a child leaves a RUNNING node whose lease the sweeper
+hands on; a stop still stops the chain."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
+from agentflow.executor.base import NodeRunOutcome
 from agentflow.executor.inline import InlineChain
 from agentflow.graph import validate_graph
 from agentflow.reports import execution_report
@@ -25,8 +27,9 @@ def plenty() -> float:
     return 250.0  # more than any test node's lease needs (the fixture's default lease is 60 s)
 
 
-def node_events(publisher: RecordingPublisher) -> list[dict[str, Any]]:
-    return [e.detail for e in publisher.take() if e.detail_type == NODE_EXECUTION_QUEUED]
+def node_events(publisher: RecordingPublisher, keep: bool = False) -> list[dict[str, Any]]:
+    events = list(publisher.events) if keep else publisher.take()
+    return [e.detail for e in events if e.detail_type == NODE_EXECUTION_QUEUED]
 
 
 def start(engine: Engine, graph: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, list[str]]:
@@ -90,25 +93,36 @@ def test_every_event_three_times_with_chains(engine: Engine, publisher: Recordin
     assert report["stats"]["node_executions"] == reference["stats"]["node_executions"]
 
 
-def test_a_duplicate_of_a_held_child_loses_its_claim(
+def test_a_held_child_is_created_claimed_and_a_duplicate_of_it_loses(
     engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another worker claims the held child first (say the sweeper published it): the chain's claim loses."""
+    """A chain's child is created RUNNING for the worker by its parent's finish (no claim of its own); another
+    worker that receives an event for it (say the sweeper published it) finds its lease live and loses."""
     execution_id, outputs = start(engine, graphs.linear(), {"x": 3})
     node_events(publisher)
+    claims: list[str] = []
     real_claim = Store.claim_node
-    raced: list[str] = []
 
-    def claim(self: Store, eid: str, node_id: str, seq: int, *args: Any, **kwargs: Any) -> Any:
-        if node_id == "add" and not raced:
-            raced.append(node_id)
-            engine.run_node(eid, node_id, seq)  # the other worker runs `add` (and publishes `mul`)
-        return real_claim(self, eid, node_id, seq, *args, **kwargs)
+    def claim(self: Store, eid: str, node_id: str, *args: Any, **kwargs: Any) -> Any:
+        claims.append(node_id)
+        return real_claim(self, eid, node_id, *args, **kwargs)
+
+    real_take = InlineChain.take
+    raced: list[Any] = []
+
+    def take(self: InlineChain) -> Any:
+        if self.claimed is not None and not raced:  # `mul`, created by `add`'s finish (`add` takes a static link)
+            raced.append(engine.run_node(execution_id, self.claimed.node_id, 0))
+        return real_take(self)
 
     monkeypatch.setattr(Store, "claim_node", claim)
+    monkeypatch.setattr(InlineChain, "take", take)
     engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     monkeypatch.undo()
-    drain(engine, publisher)
+    assert raced == [NodeRunOutcome.DUPLICATE]
+    # `in`, then `add` (queued by its static link the ordinary way), and the duplicate's lost claim of `mul`: the
+    # chain made none for `mul` nor `out`
+    assert claims == ["in", "add", "mul"]
     report = execution_report(engine.store, execution_id, outputs)
     assert report is not None
     assert (report["status"], report["outputs"]) == ("COMPLETED", {"result": [74.0]})
@@ -120,24 +134,54 @@ def test_a_worker_that_dies_holding_a_child_is_recovered_by_the_sweeper(
 ) -> None:
     execution_id, outputs = start(engine, graphs.linear(), {"x": 3})
     node_events(publisher)
-    real_claim = Store.claim_node
+    real_get = Store.get_execution
+    reads: list[str] = []
 
-    def claim(self: Store, eid: str, node_id: str, *args: Any, **kwargs: Any) -> Any:
-        if node_id == "add":
-            raise Crash("the worker died before claiming the child it held")
-        return real_claim(self, eid, node_id, *args, **kwargs)
+    def get_execution(self: Store, eid: str) -> Any:
+        reads.append(eid)
+        if len(reads) == 3:  # `mul`'s read of the run, the first child created claimed (after `in`, `add`)
+            raise Crash("the worker died before running the child it held")
+        return real_get(self, eid)
 
-    monkeypatch.setattr(Store, "claim_node", claim)
+    monkeypatch.setattr(Store, "get_execution", get_execution)
     with pytest.raises(Crash):
         engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
     monkeypatch.undo()
     assert node_events(publisher) == []  # the held child was taken, never published
+    mul = engine.store.get_node(execution_id, "mul", 0)
+    assert mul is not None and mul.status.value == "RUNNING" and mul.attempts == 1  # created claimed
     engine.run_node(execution_id, "in", 0)  # Lambda retries the failed invocation: a duplicate now
-    assert node_events(publisher) == []
-    clock.now += 3600
+    assert engine.run_node(execution_id, "mul", 0) is NodeRunOutcome.DUPLICATE  # its lease is still live
+    clock.now += 3600  # the lease expires; the sweeper sends the child again and its receiver takes it over
     swept = engine.sweep(stale_after_seconds=60, now=clock.now)
     assert swept.republished == 1
     drain(engine, publisher)
+    report = execution_report(engine.store, execution_id, outputs)
+    assert report is not None
+    assert (report["status"], report["outputs"]) == ("COMPLETED", {"result": [74.0]})
+    assert next(n["attempts"] for n in report["nodes"] if n["node_id"] == "mul") == 2
+
+
+def test_a_failure_while_holding_a_claimed_child_hands_it_on(
+    engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that raises (it is alive) with a claimed child held gives its claim back and publishes it."""
+    execution_id, outputs = start(engine, graphs.linear(), {"x": 3})
+    node_events(publisher)
+
+    real_take = InlineChain.take
+
+    def take(self: InlineChain) -> Any:
+        if self.claimed is not None:
+            raise RuntimeError("a bug between the parent's finish and the child's run")
+        return real_take(self)
+
+    monkeypatch.setattr(InlineChain, "take", take)
+    with pytest.raises(RuntimeError):
+        engine.run_node(execution_id, "in", 0, chain=InlineChain(plenty))
+    monkeypatch.undo()
+    assert [e["node_id"] for e in node_events(publisher, keep=True)] == ["mul"]
+    drain(engine, publisher)  # its receiver takes the released claim over at once
     report = execution_report(engine.store, execution_id, outputs)
     assert report is not None
     assert (report["status"], report["outputs"]) == ("COMPLETED", {"result": [74.0]})

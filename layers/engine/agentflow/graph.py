@@ -26,8 +26,9 @@ MAX_NODES = 500
 MAX_LINKS = 2_000
 MAX_GRAPH_BYTES = 300_000  # a graph version is one DynamoDB item (400 KB) with room for its keys
 DEFAULT_NODE_EXECUTION_LIMIT = 1_000
-# A node's delivery records share one item (PINS, ~20 bytes each): 20,000 keeps it well under 400 KB.
-MAX_NODE_EXECUTION_LIMIT = 20_000
+# A fan-in's direct deliveries record nothing (docs/architecture.md, "Direct deliveries"); a sink that is sent values
+# the recorded way keeps ~20 bytes per delivery on one item, and one that would outgrow 400 KB fails its run loudly.
+MAX_NODE_EXECUTION_LIMIT = 100_000
 FORBIDDEN_ID_CHARS = ("#", "/")  # both are separators in DynamoDB sort keys and delivery ids
 MAX_NODE_TIMEOUT_SECONDS = 900.0  # Lambda's longest timeout; the executor caps it to its own function's
 MAX_RUN_TIMEOUT_SECONDS = 30 * 86_400.0

@@ -33,7 +33,7 @@ class NodeFinishing(NodeGates):
         usage: dict[str, Any] | None = None,
         fails_run: bool = False,
         holds_child: bool = False,
-        unsaved: tuple[str, str | None] | None = None,
+        unsaved: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
     ) -> NodeRunOutcome:
         """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
@@ -75,7 +75,7 @@ class NodeFinishing(NodeGates):
         node: NodeRecord,
         attempt: int,
         usage: dict[str, Any] | None,
-        unsaved: tuple[str, str | None] | None = None,
+        unsaved: tuple[str | None, str | None] | None = None,
     ) -> NodeRunOutcome:
         """The run was stopped while this node ran: keep its saved outputs, and propagate them on resume. Its LLM
         usage counts now (a stopped run may never resume), and only now."""
@@ -94,7 +94,7 @@ class NodeFinishing(NodeGates):
         usage: dict[str, Any] | None,
         fails_run: bool,
         error: str | None,
-        unsaved: tuple[str, str | None] | None,
+        unsaved: tuple[str | None, str | None] | None,
         hop: Hop,
         chain: InlineChain | None,
     ) -> NodeRunOutcome | None:
@@ -109,10 +109,24 @@ class NodeFinishing(NodeGates):
         )  # fmt: skip
         if outcome is NodeRunOutcome.LOST_LEASE:
             return None
-        hop.deferred = None
-        hop.queued.append(OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq))
+        hop.deferred, hop.direct = None, None
+        event = OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq)
         hop.fresh += 1
-        self._release(hop, chain)
+        if chain is not None and child.lease_until is not None:  # created claimed for this worker: it runs it
+            chain.held, chain.lease_seconds = event, hop.lease_seconds
+            chain.claimed = NodeRecord(
+                node_id=child.node_id,
+                seq=child.seq,
+                block_id=str(child.created_by),
+                status=N.RUNNING,
+                attempts=1,
+                inputs=child.inputs_json,
+                lease_until=child.lease_until,
+            )
+            self._release(hop, None)
+        else:
+            hop.queued.append(event)
+            self._release(hop, chain)
         if graph.budget is not None and usage:
             self._check_budget(store, hop.execution_id, graph)
         return outcome

@@ -43,7 +43,9 @@ class NodeGates(Accounting):
             return NodeRunOutcome.NOT_DUE
         return NodeRunOutcome.DUPLICATE
 
-    def _past_deadline(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
+    def _past_deadline(
+        self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int, waiting: NodeStatus = N.QUEUED
+    ) -> bool:
         """A running run past its graph's timeout_seconds fails here (and in the sweep, should no worker come by);
         the node it woke is terminated. A stopped run waits for its resume."""
         if execution.deadline is None or store.clock() <= execution.deadline:
@@ -51,16 +53,18 @@ class NodeGates(Accounting):
         if execution.status not in (E.QUEUED, E.RUNNING, E.REVIEW):
             return False
         self._time_out(store, execution)
-        store.transition_node(execution.execution_id, node_id, seq, N.TERMINATED, [N.QUEUED])
+        store.transition_node(execution.execution_id, node_id, seq, N.TERMINATED, [waiting])
         return True
 
-    def _execution_runs(self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int) -> bool:
-        """Whether the run lets this node run: a stopped or ended run terminates it; the first node moves the
-        run to RUNNING."""
+    def _execution_runs(
+        self, store: RunStatePort, execution: ExecutionRecord, node_id: str, seq: int, waiting: NodeStatus = N.QUEUED
+    ) -> bool:
+        """Whether the run lets this node run: a stopped or ended run terminates it (from `waiting`: QUEUED, or
+        RUNNING for a node created claimed); the first node moves the run to RUNNING."""
         execution_id = execution.execution_id
         status = execution.status
         if status in (E.TERMINATED, E.COMPLETED, E.FAILED):
-            if store.transition_node(execution_id, node_id, seq, N.TERMINATED, [N.QUEUED]).won:
+            if store.transition_node(execution_id, node_id, seq, N.TERMINATED, [waiting]).won:
                 self._requeue_if_resumed(store, execution_id, node_id, seq)
             return False
         if status in (E.INCOMPLETE, E.QUEUED):

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 E = ExecutionStatus
 N = NodeStatus
+# A pure block's outputs bigger than this are not kept on its node item (a fan-out's list of 10,000 items would
+# fill most of it, and the item is written again by every later change): its children have them, and its inputs
+# give them again (docs/architecture.md, "Pure blocks").
+KEPT_PURE_OUTPUT_BYTES = 64_000
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,15 @@ class NodeRunning(NodeFinishing):
             store.meter.invocations += 1
             try:
                 outcome = self._run_node(store, execution_id, node_id, seq, lease_seconds, attempt, chain)
-                while chain is not None and (event := chain.take()) is not None:
+                while chain is not None and (held := chain.take()) is not None:
+                    event, claimed, lease = held
                     child, child_seq = str(event.detail["node_id"]), int(event.detail["seq"])
-                    self._run_node(store, execution_id, child, child_seq, chain.time_left(), None, chain)
+                    lease = lease or chain.time_left()
+                    self._run_node(store, execution_id, child, child_seq, lease, None, chain, claimed)
             finally:
                 if chain is not None and chain.held is not None:  # a failure between holding and running it
+                    if chain.claimed is not None:  # its claim goes, so that the event's receiver takes it over
+                        store.release_lease(execution_id, chain.claimed.node_id, chain.claimed.seq, 1)
                     self._publish(store, [chain.held])
             return outcome
 
@@ -83,20 +91,25 @@ class NodeRunning(NodeFinishing):
         lease_seconds: float | None,
         expected_attempt: int | None,
         chain: InlineChain | None = None,
+        claimed: NodeRecord | None = None,
     ) -> NodeRunOutcome:
+        """`claimed`: the node was created claimed for this worker (executor/inline.py), which skips the claim."""
         execution = store.get_execution(execution_id)
         if execution is None:
             logger.warning("event for unknown execution %s", execution_id)
             return NodeRunOutcome.MISSING
-        if self._past_deadline(store, execution, node_id, seq):
+        waiting = N.QUEUED if claimed is None else N.RUNNING  # the node's status while it waits to run
+        if self._past_deadline(store, execution, node_id, seq, waiting):
             return NodeRunOutcome.TERMINATED
-        if not self._execution_runs(store, execution, node_id, seq):
+        if not self._execution_runs(store, execution, node_id, seq, waiting):
             return NodeRunOutcome.TERMINATED
         lease = lease_seconds or self.settings.default_lease_seconds
-        claim = store.claim_node(execution_id, node_id, seq, lease, expected_attempt)
-        if not claim.won:
-            return self._not_claimed(store, execution_id, claim.item, expected_attempt)
-        node = claim.item
+        node = claimed
+        if node is None:
+            claim = store.claim_node(execution_id, node_id, seq, lease, expected_attempt)
+            if not claim.won:
+                return self._not_claimed(store, execution_id, claim.item, expected_attempt)
+            node = claim.item
         assert node is not None
         try:
             graph = self.load_graph(execution.user_id, execution.graph_id, execution.graph_version, store)
@@ -160,12 +173,15 @@ class NodeRunning(NodeFinishing):
         """Propagate the result, then finish the node (and maybe the run)."""
         execution_id, attempt = execution.execution_id, node.attempts
         error, usage, fails_run = result.error, result.usage, result.fails_run
-        unsaved = None if result.saved else (dumps(result.outputs), error)
+        unsaved = None
+        if not result.saved:
+            outputs_json = dumps(result.outputs)
+            unsaved = (outputs_json if len(outputs_json.encode()) <= KEPT_PURE_OUTPUT_BYTES else None, error)
         if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
             self._fail_run(store, execution_id, over, "budget")
             return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved)
-        hop = Hop(store, execution_id, graph, fold=True)
+        hop = Hop(store, execution_id, graph, fold=True, first_attempt=attempt == 1)
         try:
             propagated = self._propagate(hop, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
@@ -247,10 +263,15 @@ class NodeRunning(NodeFinishing):
         if llm is not None and not llm.usage.is_empty():
             run = dataclasses.replace(run, usage=llm.usage.to_dict())
         run = scrub_run(run, [secret for c in credentials.values() for secret in c.secrets()])
-        size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
+        if block.pure:  # its outputs share no item with its inputs; each value must fit its child's slot
+            size = max((len(dumps(value).encode()) for _, value in run.outputs), default=0)
+            what = "an output value is"
+        else:
+            size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
+            what = "inputs and outputs are"
         if size > self.settings.max_value_bytes:
             error = (
-                f"inputs and outputs are {size} bytes; a node's inputs and outputs together are limited to "
+                f"{what} {size} bytes; a node's inputs and outputs together are limited to "
                 f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
             )
             return BlockRun([(ERROR_PIN, error)], error)

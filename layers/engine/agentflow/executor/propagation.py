@@ -33,6 +33,9 @@ class Hop:
     fold: bool = False  # the node's finish may queue its only ready child (docs/architecture.md, "Chains")
     deferred: ChildQueue | None = None  # that child, while it is the only one
     fresh: int = 0  # slots this propagation queued itself
+    first_attempt: bool = False  # no earlier attempt of the node can have delivered anything
+    direct: tuple[Link, str, Any] | None = None  # the deferred child's link, delivery id and value, if direct
+    lease_seconds: float | None = None  # the lease of the deferred child, when it is created claimed
 
 
 class Propagation(Lifecycle):
@@ -50,6 +53,9 @@ class Propagation(Lifecycle):
                 if fires:
                     sent.setdefault(link_index, []).append((out_index, selected))
         try:
+            if self._deliver_direct(hop, node_id, seq, sent, chain):
+                done = True
+                return True
             for link_index, link in hop.graph.links_from[node_id]:
                 values = sent.get(link_index, [])
                 if len(values) > 1 and not link.is_static:  # a fan-out: its slots in one reservation
@@ -63,6 +69,40 @@ class Propagation(Lifecycle):
             return True
         finally:
             self._release(hop, chain if done else None)
+
+    def _deliver_direct(
+        self,
+        hop: Hop,
+        node_id: str,
+        seq: int,
+        sent: dict[int, list[tuple[int, Any]]],
+        chain: InlineChain | None,
+    ) -> bool:
+        """A node's first attempt that sends one value to one sink which needs nothing else to run (one linked pin,
+        not static): the sink's slot is created, queued, by the node's finish itself, with no delivery record and
+        no separate fill (docs/architecture.md, "Chains"); claimed for the worker, when its chain has room for it.
+        A retry finds the node's attempt taken, and delivers the recorded way; the slot number this one took stays
+        unused."""
+        if not (hop.fold and hop.first_attempt) or len(sent) != 1:
+            return False
+        ((link_index, values),) = sent.items()
+        if len(values) != 1:
+            return False
+        link = hop.graph.graph.links[link_index]
+        sink, pin = link.sink_id, link.sink_name
+        if hop.graph.linked_pins[sink] != {pin} or pin in hop.graph.static_pins[sink]:
+            return False
+        out_index, value = values[0]
+        slot = hop.store.next_slot(hop.execution_id, sink, pin)
+        inputs = {**hop.graph.nodes[sink].input_default, pin: value}
+        lease_until = None
+        if chain is not None and chain.has_room(lease := self._time_limit(hop.graph, sink)):
+            hop.lease_seconds = lease
+            lease_until = int((hop.store.clock() + lease) * 1000)
+        block_id = hop.graph.nodes[sink].block_id
+        hop.deferred = ChildQueue(sink, slot, dumps(inputs), (pin,), created_by=block_id, lease_until=lease_until)
+        hop.direct = (link, f"{node_id}#{seq}/{out_index}/{link_index}", value)
+        return True
 
     def _deliver_reserved(self, hop: Hop, link: Link, reservation_id: str, values: list[tuple[int, Any]]) -> bool:
         """Deliver a link's values into consecutive slots reserved at once (FIFO per pin, as one by one)."""
@@ -88,6 +128,9 @@ class Propagation(Lifecycle):
         child, hop.deferred = hop.deferred, None
         if child is None:
             return True
+        if hop.direct is not None:  # never written: delivered now the recorded way, then queued on its own
+            (link, delivery_id, value), hop.direct, hop.fold, hop.lease_seconds = hop.direct, None, False, None
+            return self._deliver(hop, link, delivery_id, value)
         return self._queue(hop, child.node_id, child.seq, child.inputs_json, list(child.delivered_pins), frozenset())
 
     def _holds(self, chain: InlineChain, graph: ValidGraph, hop: Hop) -> bool:

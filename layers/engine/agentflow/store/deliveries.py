@@ -64,6 +64,22 @@ class Deliveries(Table):
         written = self._fill_slot(execution_id, node_id, block_id, pin, slot, value_json)
         return Delivery(slot=slot, replay=replay or not written.won, node=written.item, counters=counters)
 
+    def next_slot(self, execution_id: str, node_id: str, pin: str) -> int:
+        """Take the pin's next slot number for a value its sender's finish delivers itself, creating the slot in
+        that same transaction (docs/architecture.md, "Chains"). No delivery record: a sender that dies before its
+        finish leaves an unused number, and its retry delivers the recorded way."""
+        expr = Expr()
+        counter = expr.n(keys.COUNTER + pin)
+        response = self._call(
+            "update_item",
+            TableName=self.table,
+            Key=self._key(keys.execution_pk(execution_id), keys.pins_sk(node_id)),
+            UpdateExpression=f"ADD {counter} {expr.v(1)}",
+            ReturnValues="UPDATED_NEW",
+            **expr.params(),
+        )
+        return int(response["Attributes"][keys.COUNTER + pin]["N"]) - 1
+
     def reserve_slots(self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int) -> int:
         """Reserve `count` consecutive slots of a pin for the values one node execution sends down one link, and
         return the first. One write and one delivery record for all of them, so a fan-out's sink records one entry

@@ -41,6 +41,8 @@ class ChildQueue:
     seq: int
     inputs_json: str
     delivered_pins: tuple[str, ...]
+    created_by: str | None = None  # its block id when the finish creates the slot (a direct delivery)
+    lease_until: int | None = None  # created claimed (RUNNING, attempt 1) by the worker, until then (epoch ms)
 
 
 class NodeEndings(StatusWrites):
@@ -110,13 +112,14 @@ class NodeEndings(StatusWrites):
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
-        result: tuple[str, str | None] | None = None,
+        result: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
         node's LLM usage is added to the run's totals in the same write (so it is counted exactly once).
-        `result`: outputs (JSON) and error not saved before (a pure block's), written by this finish. `child`: the
+        `result`: outputs (JSON; None: not kept) and error not saved before (a pure block's), written by this
+        finish. `child`: the
         node's only ready child, queued in the same transaction; False then also when that part cannot be done
         (the caller queues the child on its own and finishes again, as without it)."""
         expr = Expr()
@@ -146,7 +149,12 @@ class NodeEndings(StatusWrites):
             return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
         exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child)
         actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
-        if child is not None:
+        if child is not None and child.created_by is not None:
+            create = self._create_slot_update(
+                execution_id, child.node_id, child.seq, child.created_by, child.inputs_json, child.lease_until
+            )
+            actions.append({"Update": create})
+        elif child is not None:
             queue = self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
             actions.append({"Update": queue})
         if recorded_output is not None:
@@ -181,12 +189,13 @@ class NodeEndings(StatusWrites):
         target: NodeStatus,
         attempt_entry: Mapping[str, Any] | None,
         llm_usage: Mapping[str, Any] | None,
-        result: tuple[str, str | None] | None,
+        result: tuple[str | None, str | None] | None,
     ) -> list[str]:
         """What a finish sets on the node item besides its status."""
         sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
         if result is not None:
-            sets.append(f"{expr.n('outputs')} = {expr.v(result[0])}")
+            if result[0] is not None:  # None: too big to keep (executor/node.py, KEPT_PURE_OUTPUT_BYTES)
+                sets.append(f"{expr.n('outputs')} = {expr.v(result[0])}")
             sets.append(f"{expr.n('error')} = {expr.v(result[1])}")
         if target is NodeStatus.TERMINATED and llm_usage:
             sets.append(f"{expr.n('usage_counted')} = {expr.v(True)}")  # so its later finish adds it no more

@@ -116,6 +116,8 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         static: bool,
     ) -> Delivery: ...
 
+    def next_slot(self, execution_id: str, node_id: str, pin: str) -> int: ...
+
     def reserve_slots(self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int) -> int: ...
 
     def fill_reserved(
@@ -136,7 +138,7 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         recorded_output: tuple[str, str] | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
-        result: tuple[str, str | None] | None = None,
+        result: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
     ) -> bool: ...
 

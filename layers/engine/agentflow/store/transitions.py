@@ -270,6 +270,36 @@ class StatusWrites(Table):
         node_update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return node_update
 
+    def _create_slot_update(
+        self, execution_id: str, node_id: str, seq: int, block_id: str, inputs_json: str, lease_until: int | None
+    ) -> dict[str, Any]:
+        """A slot created QUEUED with its inputs by the finish of the node that delivered its only value, or with
+        `lease_until` created claimed (RUNNING, attempt 1) by the worker that runs it next (docs/architecture.md,
+        "Chains"): its earlier statuses are skipped, not reordered. Only a slot that does not exist yet: its number
+        was just taken from the pin's counter."""
+        expr = Expr()
+        now = self._now()
+        fields: dict[str, Any] = {
+            "status": NodeStatus.QUEUED.value,
+            "node_id": node_id,
+            "seq": seq,
+            "block_id": block_id,
+            "attempts": 0,
+            "inputs": inputs_json,
+            "created_at": now,
+            "queued_at": now,
+            "updated_at": now,
+        }
+        if lease_until is not None:
+            fields |= {"status": NodeStatus.RUNNING.value, "attempts": 1, "lease_until": lease_until, "started_at": now}
+        return {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
+            "UpdateExpression": update_expression([f"{expr.n(k)} = {expr.v(v)}" for k, v in fields.items()], [], []),
+            "ConditionExpression": f"attribute_not_exists({expr.n('PK')})",
+            **expr.params(),
+        }
+
     def _skip_counters(self, execution_id: str, node_id: str, seq: int, pins: list[str]) -> dict[str, Any]:
         expr = Expr()
         sets, conditions = [], []
