@@ -144,3 +144,27 @@ def test_the_sweeper_wakes_a_parent_whose_child_ended_without_waking_it(
     done = execution_report(engine.store, execution_id, ["y"])
     assert done is not None and done["status"] == "COMPLETED", done["error"]
     assert done["outputs"]["y"] == [2.0]
+
+
+def test_a_child_that_ends_before_its_parent_waits_is_still_recorded_on_the_parent_node(
+    engine: Engine, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    child = register(engine, adder(1))
+    start = subagents.SubAgents._start_child
+
+    def start_and_finish(self: subagents.SubAgents, *args: Any) -> str:
+        child_id = start(self, *args)
+        drain(engine, publisher)  # the child runs to its end before the parent node reads its status
+        return child_id
+
+    monkeypatch.setattr(subagents.SubAgents, "_start_child", start_and_finish)
+    parent_id, parent_version = register(engine, wrapper(child))
+    execution_id = engine.start_execution("u1", parent_id, parent_version, {"x": 1}).execution_id
+    drain(engine, publisher)
+    done = execution_report(engine.store, execution_id, ["y"])
+    assert done is not None and done["status"] == "COMPLETED", done["error"]
+    assert done["outputs"]["y"] == [2.0]
+    (kid,) = children_of(engine, done)
+    assert kid is not None
+    kid_report = execution_report(engine.store, kid, ["y"])
+    assert kid_report is not None and kid_report["status"] == "COMPLETED"

@@ -263,19 +263,25 @@ class NodeRunning(NodeFinishing):
         if llm is not None and not llm.usage.is_empty():
             run = dataclasses.replace(run, usage=llm.usage.to_dict())
         run = scrub_run(run, [secret for c in credentials.values() for secret in c.secrets()])
-        if block.pure:  # its outputs share no item with its inputs; each value must fit its child's slot
+        if (too_big := self._oversized(block.pure, node, run)) is not None:
+            return BlockRun([(ERROR_PIN, too_big)], too_big)
+        return run
+
+    def _oversized(self, pure: bool, node: NodeRecord, run: BlockRun) -> str | None:
+        """Why a run's outputs cannot be kept, if they cannot: a pure block's each value must fit its child's slot
+        (its outputs share no item with its inputs); any other's inputs and outputs share its node item."""
+        if pure:
             size = max((len(dumps(value).encode()) for _, value in run.outputs), default=0)
             what = "an output value is"
         else:
-            size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())  # both share the item
+            size = len(dumps(run.outputs).encode()) + len((node.inputs or "").encode())
             what = "inputs and outputs are"
-        if size > self.settings.max_value_bytes:
-            error = (
-                f"{what} {size} bytes; a node's inputs and outputs together are limited to "
-                f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
-            )
-            return BlockRun([(ERROR_PIN, error)], error)
-        return run
+        if size <= self.settings.max_value_bytes:
+            return None
+        return (
+            f"{what} {size} bytes; a node's inputs and outputs together are limited to "
+            f"{self.settings.max_value_bytes} bytes (one DynamoDB item)"
+        )
 
     def _credentials(self, user_id: str, block: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         if not credential_fields(block):

@@ -51,8 +51,9 @@ class SubAgents(Admission):
         if child.status is E.TERMINATED:  # stopped with its parent: the parent was resumed, so resume it too
             self.resume(child_id)
             child = store.get_execution(child_id) or child
-        if child.status in ENDED:
+        if child.status in ENDED and node.child_execution_id is not None:
             return self._child_result(store, child)
+        # a child just started is recorded by the wait even if it already ended: the node's report names its run
         if not store.wait_for_child(execution.execution_id, node.node_id, node.seq, node.attempts, child_id):
             return None  # our lease was taken over: the other worker carries on
         again = store.get_execution(child_id)  # it may have ended before we waited: its wake found us RUNNING
