@@ -74,7 +74,7 @@ _PSEUDO = {
 }
 
 
-def _lambda_env(spec: FunctionSpec, parameters: dict[str, str]) -> dict[str, str]:
+def lambda_environment(spec: FunctionSpec, parameters: dict[str, str]) -> dict[str, str]:
     """What the function's environment holds in Lambda (its template variables, with made-up resource names) and
     dummy credentials; nothing of this process's AWS or Python settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
@@ -135,7 +135,7 @@ def import_times(root: Path, runs: int, layer_python: Path) -> list[ImportTime]:
     for spec in template.functions.values():
         handler, code_dir = spec.handler_path, spec.code_dir
         relative = str(handler.relative_to(root)) if handler.is_relative_to(root) else str(handler)
-        cached_env = _lambda_env(spec, template.parameter_defaults())
+        cached_env = lambda_environment(spec, template.parameter_defaults())
         # The layer first on sys.path and no .pyc written: the layer's modules compile on every import, while the
         # interpreter's own (and boto3, which the Lambda runtime provides) stay cached, as in the runtime image.
         lambda_env = {**cached_env, "PYTHONPATH": str(layer_python), "PYTHONDONTWRITEBYTECODE": "1"}

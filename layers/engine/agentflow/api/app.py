@@ -14,10 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
-from agentflow import __version__
-from agentflow.api import credentials, executions, graphs, pages, reviews, schedules, webhooks
+from agentflow.api import credentials, docs, executions, graphs, pages, reviews, schedules, webhooks
 from agentflow.api.auth import user_for_key
 from agentflow.api.common import USER_CONTEXT_KEY, Deps, _json
 from agentflow.api.errors import ApiError, invalid, not_found, too_large, unauthorized
@@ -28,14 +26,6 @@ from agentflow.triggers.schedules import SchedulerPort
 MAX_BODY_BYTES = 400_000  # a graph document (300 KB) with room to spare; above this: 413
 # the API's documentation, and the web page's static files (agentflow.api.pages: no data, answered before the key check)
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", *pages.PAGE_RESOURCES})
-
-OPENAPI: dict[str, Any] = {
-    "title": "agentflow",
-    "version": __version__,
-    "description": "Run AutoGPT-style agent graphs on AWS serverless. Authenticate with the X-API-Key header.",
-    "security_schemes": {"apiKey": APIKey(name="X-API-Key", in_=APIKeyIn.header)},
-    "security": [{"apiKey": []}],
-}
 
 
 def _proxy_error(error: ApiError) -> dict[str, Any]:
@@ -101,13 +91,16 @@ def prepare_event(event: dict[str, Any]) -> dict[str, Any]:
 def build_app(engine: Engine, scheduler_port: Callable[[], SchedulerPort]) -> APIGatewayRestResolver:
     """`scheduler_port` is called on first use: only the schedule routes need it."""
     app = APIGatewayRestResolver(enable_validation=True)
-    app.enable_swagger(path="/docs", **OPENAPI)
     app._agentflow_engine = engine  # type: ignore[attr-defined]  # `handle` and contract tests reach it here
     _error_handlers(app)
 
     @app.get("/openapi.json", summary="The OpenAPI document of this API", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(**OPENAPI))
+        return Response(200, content_types.APPLICATION_JSON, docs.openapi_document(app))
+
+    @app.get("/docs", summary="Swagger UI for this API", include_in_schema=False)
+    def swagger() -> Response[Any]:
+        return Response(200, content_types.TEXT_HTML, docs.swagger_page(app))
 
     deps = Deps(engine, scheduler_port, app)
     for resource in (graphs, executions, reviews, webhooks, schedules, credentials):

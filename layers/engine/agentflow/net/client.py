@@ -14,15 +14,16 @@ import functools
 import re
 import ssl
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
-
-import httpx
 
 from agentflow.errors import RetryableError
 from agentflow.net.guard import RequestFailed, Target, check_url
 from agentflow.net.messages import Body, HttpResponse, form_fields, parse_retry_after
 from agentflow.net.policy import HttpPolicy
+
+if TYPE_CHECKING:  # httpx is imported by the functions that send: importing it costs a handler that
+    import httpx  # never sends (ApiFunction) ~90 ms of its cold start (README, "Performance and cost")
 
 __all__ = ["USER_AGENT", "Body", "HttpResponse", "form_fields", "parse_retry_after", "send_request"]
 
@@ -62,6 +63,8 @@ def _request_headers(headers: Mapping[str, str], body: Body) -> dict[str, str]:
 def _pinned(method: str, target: Target, address: str, headers: Mapping[str, str], body: Body) -> httpx.Request:
     """The request of one hop, addressed to a checked IP; `Host` and (for https) SNI keep the URL's name, so the
     server's certificate is checked against the name."""
+    import httpx
+
     extensions: dict[str, Any] = {}
     if target.scheme == "https":
         extensions["sni_hostname"] = target.host
@@ -77,6 +80,8 @@ def _pinned(method: str, target: Target, address: str, headers: Mapping[str, str
 
 @functools.cache
 def _default_tls() -> ssl.SSLContext:
+    import httpx
+
     return httpx.create_ssl_context()  # built once: loading the CA bundle on every request is slow
 
 
@@ -84,6 +89,8 @@ def _default_tls() -> ssl.SSLContext:
 def _transport_errors(method: str, target: Target, policy: HttpPolicy) -> Iterator[None]:
     """httpx's failures as the engine's: transient ones retryable, the rest failing the node. No message quotes a
     header or the URL's path or query, which may hold secrets."""
+    import httpx
+
     where = f"{method} {target.origin}"
     try:
         yield
@@ -133,6 +140,8 @@ def _read_capped(response: httpx.Response, origin: str, policy: HttpPolicy) -> b
 
 
 def _exchange(request: httpx.Request, target: Target, policy: HttpPolicy, tls: ssl.SSLContext) -> HttpResponse:
+    import httpx
+
     # A fresh client per hop: a pooled TLS connection checked for one name must never carry another's request.
     timeout = httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout)
     with httpx.Client(verify=tls, trust_env=False, timeout=timeout, follow_redirects=False) as client:
@@ -159,6 +168,8 @@ def _send_hop(
     method: str, target: Target, headers: Mapping[str, str], body: Body, policy: HttpPolicy, tls: ssl.SSLContext
 ) -> HttpResponse:
     """Try the checked addresses in order until one accepts the connection."""
+    import httpx
+
     failure: httpx.ConnectError | None = None
     for address in target.addresses:
         with _transport_errors(method, target, policy):

@@ -10,11 +10,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from agentflow.net.guard import RequestFailed
+
+if TYPE_CHECKING:  # httpx is imported by the functions that send: importing it costs a handler that
+    import httpx  # never sends (ApiFunction) ~90 ms of its cold start (README, "Performance and cost")
 
 __all__ = ["Body", "HttpResponse", "form_fields", "parse_retry_after"]
 
@@ -41,6 +42,8 @@ class Body:
     @classmethod
     def form(cls, fields: Mapping[str, Any] | None) -> Body:
         """URL-encoded form fields (see `form_fields` for the values); no fields means no body."""
+        import httpx
+
         if not fields:
             return cls()
         return cls._encoded(httpx.Request("POST", "http://form.invalid/", data=form_fields(fields)))
@@ -48,6 +51,8 @@ class Body:
     @classmethod
     def multipart(cls, fields: Mapping[str, Any] | None, files: Sequence[tuple[str, str, bytes, str]]) -> Body:
         """multipart/form-data: the form fields, then each `(field name, file name, content, MIME type)`."""
+        import httpx
+
         parts = [(field, (name, content, mime)) for field, name, content, mime in files]
         request = httpx.Request("POST", "http://form.invalid/", data=form_fields(fields or {}), files=parts)
         return cls._encoded(request)
