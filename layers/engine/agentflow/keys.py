@@ -15,12 +15,9 @@ def execution_pk(execution_id: str) -> str:
 META = "META"  # status, counters, history: kept small, because every node's finish rewrites it
 STATS = "STATS"
 INPUTS = "INPUTS"
+# A recorded graph output was once an item of its own under this prefix; it is now marked on its output node's item
+# (docs/architecture.md, "Recorded outputs"). Runs recorded before keep theirs, and are still read.
 OUTPUT_PREFIX = "OUT#"
-
-
-def output_sk(node_id: str, seq: int) -> str:
-    """One recorded graph output per output-node execution, so outputs never grow the META item."""
-    return f"{OUTPUT_PREFIX}{node_id}#{seq:0{SEQ_WIDTH}d}"
 
 
 def node_sk(node_id: str, seq: int) -> str:

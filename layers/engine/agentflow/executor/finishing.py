@@ -10,7 +10,7 @@ from typing import Any
 from agentflow.blocks.sdk import BlockType
 from agentflow.clock import iso_at
 from agentflow.events import OutboundEvent
-from agentflow.executor.base import NodeRunOutcome, dumps
+from agentflow.executor.base import NodeRunOutcome
 from agentflow.executor.gates import NodeGates
 from agentflow.executor.inline import InlineChain
 from agentflow.executor.propagation import Hop
@@ -47,8 +47,7 @@ class NodeFinishing(NodeGates):
             unhandled = f"node {node_id} ({block.name()}) failed: {error}"
         recorded = None
         if block.block_type is BlockType.OUTPUT and error is None:
-            data = json.loads(node.inputs or "{}")
-            recorded = (str(data.get("name")), dumps(data.get("value")))
+            recorded = str(json.loads(node.inputs or "{}").get("name"))
         entry = {"attempt": attempt - node.deferrals, "error": error, "ended_at": iso_at(store.clock())}
         if not store.finish_node(
             execution_id,

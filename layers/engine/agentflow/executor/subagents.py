@@ -91,7 +91,8 @@ class SubAgents(Admission):
         if child.status is E.FAILED:
             run = _failed(f"the sub-agent run {child.execution_id} failed: {child.error or 'no error recorded'}")
         else:
-            recorded = store.list_outputs(child.execution_id)
+            graph = self.load_graph(child.user_id, child.graph_id, child.graph_version, store)
+            recorded = store.list_outputs(child.execution_id, [node.id for node in graph.output_nodes])
             run = BlockRun([(output.name, json.loads(output.value)) for output in recorded], None)
         usage = {
             "llm_calls": int(child.llm.get("llm_calls", 0)),

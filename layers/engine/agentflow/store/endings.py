@@ -10,7 +10,7 @@ from typing import Any
 
 from agentflow import keys
 from agentflow.statuses import NODE_TRANSITIONS, ExecutionStatus, NodeStatus
-from agentflow.store.dynamo import Expr, serialize, update_expression
+from agentflow.store.dynamo import Expr, update_expression
 from agentflow.store.transitions import StatusWrites
 
 # (run total on META, node usage field): what finishing a node adds to its run
@@ -109,7 +109,7 @@ class NodeEndings(StatusWrites):
         target: NodeStatus,
         *,
         unhandled_error: str | None = None,
-        recorded_output: tuple[str, str] | None = None,
+        recorded_output: str | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str | None, str | None] | None = None,
@@ -119,11 +119,12 @@ class NodeEndings(StatusWrites):
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
         node's LLM usage is added to the run's totals in the same write (so it is counted exactly once).
         `result`: outputs (JSON; None: not kept) and error not saved before (a pure block's), written by this
-        finish. `child`: the
-        node's only ready child, queued in the same transaction; False then also when that part cannot be done
-        (the caller queues the child on its own and finishes again, as without it)."""
+        finish. `recorded_output`: an output node's output name; the finish marks its item as the run's recorded
+        output (docs/architecture.md, "Recorded outputs"). `child`: the node's only ready child, queued in the same
+        transaction; False then also when that part cannot be done (the caller queues the child on its own and
+        finishes again, as without it)."""
         expr = Expr()
-        node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result)
+        node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result, recorded_output)
         node_update = self._status_update(
             keys.execution_pk(execution_id),
             keys.node_sk(node_id, seq),
@@ -157,8 +158,6 @@ class NodeEndings(StatusWrites):
         elif child is not None:
             queue = self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
             actions.append({"Update": queue})
-        if recorded_output is not None:
-            actions.append(self._output_put(execution_id, node_id, seq, *recorded_output))
         return self._transact(actions) is None
 
     def _finish_exec_update(
@@ -190,9 +189,13 @@ class NodeEndings(StatusWrites):
         attempt_entry: Mapping[str, Any] | None,
         llm_usage: Mapping[str, Any] | None,
         result: tuple[str | None, str | None] | None,
+        recorded_output: str | None,
     ) -> list[str]:
         """What a finish sets on the node item besides its status."""
         sets = [f"{expr.n('ended_at')} = {expr.v(self._now())}"]
+        if recorded_output is not None and target is NodeStatus.COMPLETED:  # the value is its input `value`
+            sets.append(f"{expr.n('output_name')} = {expr.v(recorded_output)}")
+            sets.append(f"{expr.n('recorded_at')} = {expr.v(self._now())}")
         if result is not None:
             if result[0] is not None:  # None: too big to keep (executor/node.py, KEPT_PURE_OUTPUT_BYTES)
                 sets.append(f"{expr.n('outputs')} = {expr.v(result[0])}")
@@ -202,16 +205,3 @@ class NodeEndings(StatusWrites):
         if attempt_entry is not None:
             sets.append(_logged(expr, attempt_entry))
         return sets
-
-    def _output_put(self, execution_id: str, node_id: str, seq: int, name: str, value_json: str) -> dict[str, Any]:
-        """The Put of one recorded graph output (its own item, so outputs never grow the META item)."""
-        output = {"name": name, "value": value_json, "recorded_at": self._now(), "node_id": node_id, "seq": seq}
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": {
-                    **self._key(keys.execution_pk(execution_id), keys.output_sk(node_id, seq)),
-                    **{k: serialize(v) for k, v in output.items()},
-                },
-            }
-        }

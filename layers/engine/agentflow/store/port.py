@@ -135,7 +135,7 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         target: NodeStatus,
         *,
         unhandled_error: str | None = None,
-        recorded_output: tuple[str, str] | None = None,
+        recorded_output: str | None = None,
         attempt_entry: Mapping[str, Any] | None = None,
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str | None, str | None] | None = None,
@@ -146,7 +146,7 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
 
     def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool: ...
 
-    def list_outputs(self, execution_id: str) -> list[RecordedOutput]: ...
+    def list_outputs(self, execution_id: str, output_nodes: Iterable[str]) -> list[RecordedOutput]: ...
 
     def redrive_execution(
         self, execution: ExecutionRecord, failed: list[NodeRecord]

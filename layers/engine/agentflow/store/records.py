@@ -4,7 +4,7 @@ prefixes, sort keys) is known only inside the store. Each is built from an item 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,6 +214,27 @@ class RecordedOutput:
     recorded_at: str
     node_id: str
     seq: int
+
+    @classmethod
+    def from_node_item(cls, item: Mapping[str, Any]) -> RecordedOutput | None:
+        """The output an output node's item records (its finish marks it with `output_name` and `recorded_at`),
+        or None. The value is the node's input `value`, kept once, on the item's `inputs`."""
+        if "recorded_at" not in item:
+            return None
+        value = json.loads(str(item.get("inputs") or "{}")).get("value")
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return cls(str(item["output_name"]), text, str(item["recorded_at"]), str(item["node_id"]), int(item["seq"]))
+
+    @classmethod
+    def from_output_item(cls, item: Mapping[str, Any]) -> RecordedOutput:
+        """An `OUT#` item, the layout of runs recorded before outputs were marked on their node items."""
+        return cls(
+            str(item["name"]), str(item["value"]), str(item["recorded_at"]), str(item["node_id"]), int(item["seq"])
+        )
+
+
+def in_recorded_order(outputs: Iterable[RecordedOutput]) -> list[RecordedOutput]:
+    return sorted(outputs, key=lambda o: (o.recorded_at, o.node_id, o.seq))
 
 
 @dataclass(frozen=True)

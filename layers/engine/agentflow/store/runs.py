@@ -3,7 +3,7 @@ its costs (the STATS item), the sweeper's queries and repairs, and retention."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,7 +13,7 @@ from agentflow import keys
 from agentflow.errors import Conflict
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, Item, Meter, Table, error_code, serialize, update_expression
-from agentflow.store.records import ExecutionRecord, NodeRecord, RecordedOutput, RunSnapshot
+from agentflow.store.records import ExecutionRecord, NodeRecord, RecordedOutput, RunSnapshot, in_recorded_order
 
 RETIRE_WORKERS = 8  # parallel writes that stamp a finished run's items with their expiry
 
@@ -181,13 +181,16 @@ class RunItems(Table):
         )
         self.meter = Meter()
 
-    def list_outputs(self, execution_id: str) -> list[RecordedOutput]:
-        """The run's recorded graph outputs, in the order they were recorded."""
-        items = self._query(keys.execution_pk(execution_id), keys.OUTPUT_PREFIX)
-        return [
-            RecordedOutput(str(i["name"]), str(i["value"]), str(i["recorded_at"]), str(i["node_id"]), int(i["seq"]))
-            for i in sorted(items, key=lambda i: (i["recorded_at"], i["SK"]))
-        ]
+    def list_outputs(self, execution_id: str, output_nodes: Iterable[str]) -> list[RecordedOutput]:
+        """The run's recorded graph outputs, in the order they were recorded: those its output nodes' items
+        (`output_nodes`: their ids) record, and the `OUT#` items of a run recorded before (keys.OUTPUT_PREFIX)."""
+        pk = keys.execution_pk(execution_id)
+        found = [RecordedOutput.from_output_item(i) for i in self._query(pk, keys.OUTPUT_PREFIX)]
+        for node_id in sorted(set(output_nodes)):
+            found.extend(
+                r for i in self._query(pk, keys.node_prefix(node_id)) if (r := RecordedOutput.from_node_item(i))
+            )
+        return in_recorded_order(found)
 
     def load_run(self, execution_id: str) -> RunSnapshot | None:
         """Every item of one run (META, STATS, INPUTS, OUT#, NODE#) in one paginated query; None if no run."""
@@ -197,17 +200,16 @@ class RunItems(Table):
         meta = next(iter(by_kind.get(keys.META, [])), None)
         if meta is None:
             return None
-        outputs = [
-            RecordedOutput(str(i["name"]), str(i["value"]), str(i["recorded_at"]), str(i["node_id"]), int(i["seq"]))
-            for i in sorted(by_kind.get(keys.OUTPUT_PREFIX.rstrip("#"), []), key=lambda i: (i["recorded_at"], i["SK"]))
-        ]
+        node_items = by_kind.get(keys.node_prefix().rstrip("#"), [])
+        outputs = [RecordedOutput.from_output_item(i) for i in by_kind.get(keys.OUTPUT_PREFIX.rstrip("#"), [])]
+        outputs.extend(r for i in node_items if (r := RecordedOutput.from_node_item(i)) is not None)
         inputs = next(iter(by_kind.get(keys.INPUTS, [])), {}).get("inputs")
         return RunSnapshot(
             execution=ExecutionRecord.from_item(meta),
-            nodes=[NodeRecord.from_item(i) for i in by_kind.get(keys.node_prefix().rstrip("#"), [])],
+            nodes=[NodeRecord.from_item(i) for i in node_items],
             stats={k: v for k, v in next(iter(by_kind.get(keys.STATS, [])), {}).items() if k not in ("PK", "SK")},
             inputs=None if inputs is None else str(inputs),
-            outputs=outputs,
+            outputs=in_recorded_order(outputs),
         )
 
     def list_active_executions(self) -> list[ExecutionRecord]:
