@@ -32,6 +32,7 @@ WRITES = [
     "next_slot",
     "reserve_slots",
     "fill_reserved",
+    "create_slots",
     "queue_slot",
     "finish_node",
     "repair_pending",
@@ -88,6 +89,7 @@ def _plenty() -> float:  # a worker with all the time a chain needs: it runs eve
 
 LINEAR = (graphs.linear(), {"x": 3})
 STATIC_FEED = (graphs.static_feed(), {"items": [1, 2], "factor": 3})
+FAN_OUT = (graphs.fan_out(), {"items": [1, 2, 3]})
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,19 @@ STATIC_FEED = (graphs.static_feed(), {"items": [1, 2], "factor": 3})
         # as they are, pure blocks (not saved apart), with chains run inline
         (*LINEAR, _plenty, False),
         (*STATIC_FEED, _plenty, False),
+        # a fan-out to a sink that needs nothing else: its slots are created queued, in one transaction
+        (*FAN_OUT, None, True),
+        (*FAN_OUT, None, False),
     ],
-    ids=["linear", "static_feed", "linear-chains-inline", "linear-pure-inline", "static_feed-pure-inline"],
+    ids=[
+        "linear",
+        "static_feed",
+        "linear-chains-inline",
+        "linear-pure-inline",
+        "static_feed-pure-inline",
+        "fan_out",
+        "fan_out-pure",
+    ],
 )
 def test_crash_at_every_write_still_completes(
     engine: Engine,
@@ -137,6 +150,8 @@ def test_crash_at_every_write_still_completes(
     # queue_slot, as the static feed's StepThroughItems does,
     # and only a fan-out (several values down one link: the static feed's) reserves its slots at once
     fan_out = {"queue_slot", "reserve_slots", "fill_reserved"} if graph is STATIC_FEED[0] else set()
+    if graph is FAN_OUT[0]:  # created queued in one transaction (a replay finds them made, and delivers the old way)
+        fan_out = {"reserve_slots", "create_slots"}
     # a first attempt's single value to a single-input child takes its slot number and lets the finish create the
     # slot; the static feed's static values are delivered (and recorded) as ever
     delivering = {"next_slot", "deliver"} if graph is STATIC_FEED[0] else {"next_slot"}

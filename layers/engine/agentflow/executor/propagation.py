@@ -19,6 +19,8 @@ from agentflow.statuses import NodeStatus
 from agentflow.store import ChildQueue, NodeRecord, QueueOutcome, RunStatePort
 
 N = NodeStatus
+CREATE_BATCH = 99  # slots per transaction: TransactWriteItems takes 100 actions, one of them the execution's
+CREATE_BATCH_BYTES = 3_000_000  # and 4 MB; a value may be up to 300 KB
 
 
 @dataclass
@@ -105,15 +107,49 @@ class Propagation(Lifecycle):
         return True
 
     def _deliver_reserved(self, hop: Hop, link: Link, reservation_id: str, values: list[tuple[int, Any]]) -> bool:
-        """Deliver a link's values into consecutive slots reserved at once (FIFO per pin, as one by one)."""
+        """Deliver a link's values into consecutive slots reserved at once (FIFO per pin, as one by one). To a sink
+        that needs nothing else they are created queued, many per transaction (`_create_reserved`); the values
+        that could not be go one by one, as to any other sink."""
         sink, pin = link.sink_id, link.sink_name
         block_id = hop.graph.nodes[sink].block_id
         base = hop.store.reserve_slots(hop.execution_id, sink, pin, reservation_id, len(values))
-        for offset, (_, value) in enumerate(values):
+        created = 0
+        if hop.graph.linked_pins[sink] == {pin} and pin not in hop.graph.static_pins[sink]:
+            if not self._queue_deferred(hop):  # queued before the rest, as `_try_queue` does for a second child
+                return False
+            created = self._create_reserved(hop, sink, pin, base, [value for _, value in values])
+        for offset, (_, value) in enumerate(values[created:], start=created):
             delivery = hop.store.fill_reserved(hop.execution_id, sink, block_id, pin, base + offset, dumps(value))
             if not self._try_queue(hop, sink, delivery.slot, delivery.node, delivery.replay):
                 return False
         return True
+
+    def _create_reserved(self, hop: Hop, sink: str, pin: str, base: int, values: list[Any]) -> int:
+        """Create the sink's reserved slots queued, each with its one value, up to CREATE_BATCH (and about
+        CREATE_BATCH_BYTES of inputs) per transaction; how many were created, in order. A refused batch (a stop,
+        the node limit near, slots an earlier attempt wrote) ends it: the rest go the recorded way, which tells
+        those cases apart (docs/architecture.md, "Fan-outs")."""
+        node = hop.graph.nodes[sink]
+        limit = hop.graph.node_execution_limit
+        created = 0
+        while created < len(values):
+            batch: list[str] = []
+            size = 0
+            for value in values[created : created + CREATE_BATCH]:
+                text = dumps({**node.input_default, pin: value})
+                if batch and size + len(text) > CREATE_BATCH_BYTES:
+                    break
+                batch.append(text)
+                size += len(text)
+            first = base + created
+            if limit - len(batch) < 0 or not hop.store.create_slots(
+                hop.execution_id, sink, node.block_id, first, batch, limit - len(batch)
+            ):
+                return created
+            hop.queued.extend(OutboundEvent.node_queued(hop.execution_id, sink, first + i) for i in range(len(batch)))
+            hop.fresh += len(batch)
+            created += len(batch)
+        return created
 
     def _release(self, hop: Hop, chain: InlineChain | None) -> None:
         """Publish what the propagation queued, but the one child a chain keeps to run itself."""

@@ -4,7 +4,7 @@ against it, so a fake store (or another backend) only has to provide these. `Sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from agentflow.clock import Clock
@@ -93,6 +93,10 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         delivered_pins: Iterable[str],
         skipped_pins: Iterable[str] = (),
     ) -> QueueResult: ...
+
+    def create_slots(
+        self, execution_id: str, node_id: str, block_id: str, first: int, inputs: Sequence[str], max_node_count: int
+    ) -> bool: ...
 
     def save_node_result(
         self,

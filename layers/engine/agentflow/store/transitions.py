@@ -5,7 +5,7 @@ ReturnValuesOnConditionCheckFailure=ALL_OLD so a lost race hands back the curren
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -246,6 +246,34 @@ class StatusWrites(Table):
         if exec_now is not None and exec_now.status is not ExecutionStatus.RUNNING:
             return QueueResult(QueueOutcome.BLOCKED, execution=exec_now)
         return QueueResult(QueueOutcome.LIMIT, execution=exec_now)
+
+    def create_slots(
+        self, execution_id: str, node_id: str, block_id: str, first: int, inputs: Sequence[str], max_node_count: int
+    ) -> bool:
+        """Create the slots `first`, `first + 1`, ... QUEUED with their inputs (JSON), counted into `pending` and
+        `node_count`, in one transaction: a fan-out's values to a sink that needs nothing else (docs/architecture.md,
+        "Fan-outs"). Only while the execution is RUNNING with `node_count <= max_node_count` (its limit minus the
+        slots created), and only slots that do not exist yet. False when refused: nothing was written, and the
+        caller delivers those values one by one (which tells a stop, the limit and a replay apart)."""
+        actions: list[dict[str, Any]] = [
+            {"Update": self._create_slot_update(execution_id, node_id, first + offset, block_id, text, None)}
+            for offset, text in enumerate(inputs)
+        ]
+        ex = Expr()
+        count = ex.v(len(inputs))
+        actions.append(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(keys.execution_pk(execution_id), keys.META),
+                    "UpdateExpression": f"ADD {ex.n('pending')} {count}, {ex.n('node_count')} {count}",
+                    "ConditionExpression": f"{ex.n('status')} = {ex.v(ExecutionStatus.RUNNING.value)} AND "
+                    f"{ex.n('node_count')} <= {ex.v(max_node_count)}",
+                    **ex.params(),
+                }
+            }
+        )
+        return self._transact(actions) is None
 
     def _queue_update(
         self, execution_id: str, node_id: str, seq: int, inputs_json: str, delivered_pins: Iterable[str]
