@@ -33,6 +33,7 @@ WRITES = [
     "reserve_slots",
     "fill_reserved",
     "create_slots",
+    "return_reserved",
     "queue_slot",
     "finish_node",
     "repair_pending",

@@ -90,7 +90,8 @@ def execution_report(store: Store, execution_id: str, output_names: list[str] | 
         "ended_at": execution.ended_at,
         "nodes": [node_report(n) for n in nodes],
         "stats": {
-            "node_executions": execution.node_count,
+            # node_count counts the reservations chains hold for their next steps (docs/architecture.md, "Chains")
+            "node_executions": execution.node_count - sum(n.reserved for n in run.nodes),
             "duration_s": _seconds_between(execution.created_at, execution.ended_at, store.clock()),
             "dynamodb_requests": int(stats.get("dynamodb_requests", 0)),
             "dynamodb_write_units": float(stats.get("dynamodb_write_units", 0.0)),

@@ -35,10 +35,11 @@ class NodeFinishing(NodeGates):
         holds_child: bool = False,
         unsaved: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
+        reserved: int = 0,
     ) -> NodeRunOutcome:
         """`holds_child`: this worker holds a child it queued and has not published, so `pending` stays above
         0 and the run cannot be finished yet: no need to read it. `unsaved`: a pure block's outputs and error,
-        which the finish writes."""
+        which the finish writes. `reserved`: the node's reservation, which the finish passes on or gives back."""
         node_id, seq = node.node_id, node.seq
         block = graph.block(node_id)
         target = N.FAILED if error is not None else N.COMPLETED
@@ -61,6 +62,7 @@ class NodeFinishing(NodeGates):
             llm_usage=None if node.usage_counted else usage,  # counted when the run was stopped under it
             result=unsaved,
             child=child,
+            reserved=reserved,
         ):
             return NodeRunOutcome.LOST_LEASE
         if not holds_child:
@@ -104,7 +106,7 @@ class NodeFinishing(NodeGates):
         assert child is not None
         outcome = self._finish(
             store, hop.execution_id, graph, node, node.attempts, error, usage, fails_run, True, unsaved,
-            child,
+            child, hop.reserved,
         )  # fmt: skip
         if outcome is NodeRunOutcome.LOST_LEASE:
             return None
@@ -121,6 +123,7 @@ class NodeFinishing(NodeGates):
                 attempts=1,
                 inputs=child.inputs_json,
                 lease_until=child.lease_until,
+                reserved=child.reserved,
             )
             self._release(hop, None)
         else:

@@ -180,8 +180,12 @@ class NodeRunning(NodeFinishing):
         if (over := self._over_budget(execution, graph, usage, error if fails_run else None)) is not None:
             # before any child is queued, so no further LLM call starts; then the node finishes, its usage counted
             self._fail_run(store, execution_id, over, "budget")
-            return self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved)
-        hop = Hop(store, execution_id, graph, fold=True, first_attempt=attempt == 1)
+            return self._finish(
+                store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved,
+                reserved=node.reserved,
+            )  # fmt: skip
+        hop = Hop(store, execution_id, graph, fold=True, first_attempt=attempt == 1, attempt=attempt)
+        hop.reserved, hop.alone, hop.node_count = node.reserved, execution.pending == 1, execution.node_count
         try:
             propagated = self._propagate(hop, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
@@ -198,7 +202,10 @@ class NodeRunning(NodeFinishing):
         if not propagated:
             return self._finish_terminated(store, execution_id, node, attempt, usage, unsaved)
         holds_child = chain is not None and chain.held is not None
-        outcome = self._finish(store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child, unsaved)
+        outcome = self._finish(
+            store, execution_id, graph, node, attempt, error, usage, fails_run, holds_child, unsaved,
+            reserved=hop.reserved,
+        )  # fmt: skip
         if outcome is not NodeRunOutcome.LOST_LEASE and graph.budget is not None and usage:
             self._check_budget(store, execution_id, graph)
         return outcome

@@ -21,6 +21,9 @@ from agentflow.store import ChildQueue, NodeRecord, QueueOutcome, RunStatePort
 N = NodeStatus
 CREATE_BATCH = 99  # slots per transaction: TransactWriteItems takes 100 actions, one of them the execution's
 CREATE_BATCH_BYTES = 3_000_000  # and 4 MB; a value may be up to 300 KB
+# Node executions a chain's direct child reserves when it is all its run is doing: the next ones are paid from it, and
+# their finishes leave the execution's META alone (docs/architecture.md, "Chains")
+CHAIN_RESERVATION = 32
 
 
 @dataclass
@@ -38,6 +41,10 @@ class Hop:
     first_attempt: bool = False  # no earlier attempt of the node can have delivered anything
     direct: tuple[Link, str, Any] | None = None  # the deferred child's link, delivery id and value, if direct
     lease_seconds: float | None = None  # the lease of the deferred child, when it is created claimed
+    attempt: int = 0  # the node's
+    reserved: int = 0  # the node's reservation (0 once given back)
+    alone: bool = False  # the node was all its run had pending when it started
+    node_count: int = 0  # the run's node_count then
 
 
 class Propagation(Lifecycle):
@@ -58,6 +65,8 @@ class Propagation(Lifecycle):
             if self._deliver_direct(hop, node_id, seq, sent, chain):
                 done = True
                 return True
+            if hop.reserved and sent:  # given back first, so that the slots it makes ready meet the limit exactly
+                self._give_back(hop, node_id, seq)
             for link_index, link in hop.graph.links_from[node_id]:
                 values = sent.get(link_index, [])
                 if len(values) > 1 and not link.is_static:  # a fan-out: its slots in one reservation
@@ -102,9 +111,30 @@ class Propagation(Lifecycle):
             hop.lease_seconds = lease
             lease_until = int((hop.store.clock() + lease) * 1000)
         block_id = hop.graph.nodes[sink].block_id
-        hop.deferred = ChildQueue(sink, slot, dumps(inputs), (pin,), created_by=block_id, lease_until=lease_until)
+        counted, reserved, most = self._child_count(hop)
+        hop.deferred = ChildQueue(
+            sink, slot, dumps(inputs), (pin,), block_id, lease_until, counted, reserved, max_node_count=most
+        )
         hop.direct = (link, f"{node_id}#{seq}/{out_index}/{link_index}", value)
         return True
+
+    @staticmethod
+    def _give_back(hop: Hop, node_id: str, seq: int) -> None:
+        """Return the node's reservation. Refused only when its attempt was taken over: its finish will be too."""
+        if hop.store.return_reserved(hop.execution_id, node_id, seq, hop.attempt, hop.reserved):
+            hop.reserved = 0
+
+    @staticmethod
+    def _child_count(hop: Hop) -> tuple[int, int, int | None]:
+        """What a direct child adds to `node_count` in its parent's finish, the reservation it holds, and the most
+        `node_count` may be before: paid from the parent's reservation; or, for a node that is all its run is
+        doing, far enough from the limit, itself and a new reservation; or itself alone."""
+        if hop.reserved > 0:
+            return 0, hop.reserved - 1, None
+        limit = hop.graph.node_execution_limit
+        if hop.alone and hop.node_count + 1 + CHAIN_RESERVATION <= limit:
+            return 1 + CHAIN_RESERVATION, CHAIN_RESERVATION, limit - 1 - CHAIN_RESERVATION
+        return 1, 0, None
 
     def _deliver_reserved(self, hop: Hop, link: Link, reservation_id: str, values: list[tuple[int, Any]]) -> bool:
         """Deliver a link's values into consecutive slots reserved at once (FIFO per pin, as one by one). To a sink

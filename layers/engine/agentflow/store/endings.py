@@ -43,6 +43,11 @@ class ChildQueue:
     delivered_pins: tuple[str, ...]
     created_by: str | None = None  # its block id when the finish creates the slot (a direct delivery)
     lease_until: int | None = None  # created claimed (RUNNING, attempt 1) by the worker, until then (epoch ms)
+    # What the finish adds to `node_count` for it: 1; 1 + `reserved` when it takes a reservation for the chain's
+    # next steps; 0 when the finishing node's reservation pays for it (docs/architecture.md, "Chains")
+    counted: int = 1
+    reserved: int = 0  # the reservation the created slot holds
+    max_node_count: int | None = None  # when it counts more than 1: `node_count` may be at most this before
 
 
 class NodeEndings(StatusWrites):
@@ -75,6 +80,27 @@ class NodeEndings(StatusWrites):
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
         return self._conditional_update(params).won
+
+    def return_reserved(self, execution_id: str, node_id: str, seq: int, attempt: int, reserved: int) -> bool:
+        """Give back a node's reservation (`node_count` - it) before its propagation makes children ready one by
+        one, so that their queueing meets the node limit exactly (docs/architecture.md, "Chains"). One transaction
+        with the node item, only for the holder of `attempt`: a replay gives nothing back twice."""
+        nx, ex = Expr(), Expr()
+        node = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
+            "UpdateExpression": f"REMOVE {nx.n('reserved')}",
+            "ConditionExpression": f"{nx.n('status')} = {nx.v(NodeStatus.RUNNING.value)} AND "
+            f"{nx.n('attempts')} = {nx.v(attempt)} AND {nx.n('reserved')} = {nx.v(reserved)}",
+            **nx.params(),
+        }
+        meta = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": f"ADD {ex.n('node_count')} {ex.v(-reserved)}",
+            **ex.params(),
+        }
+        return self._transact([{"Update": node}, {"Update": meta}]) is None
 
     def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool:
         """RUNNING -> WAITING for a sub-agent node that started its child run."""
@@ -114,6 +140,7 @@ class NodeEndings(StatusWrites):
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
+        reserved: int = 0,
     ) -> bool:
         """RUNNING -> COMPLETED/FAILED and `pending` - 1 in one transaction (or RUNNING -> TERMINATED, which
         keeps the node counted in `pending` for resume). Only the holder of the current attempt may finish. The
@@ -122,7 +149,8 @@ class NodeEndings(StatusWrites):
         finish. `recorded_output`: an output node's output name; the finish marks its item as the run's recorded
         output (docs/architecture.md, "Recorded outputs"). `child`: the node's only ready child, queued in the same
         transaction; False then also when that part cannot be done (the caller queues the child on its own and
-        finishes again, as without it)."""
+        finishes again, as without it). `reserved`: the node's reservation, passed to a child it pays for, else
+        given back (`node_count` - it); a TERMINATED node keeps it for its resume."""
         expr = Expr()
         node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result, recorded_output)
         node_update = self._status_update(
@@ -133,7 +161,7 @@ class NodeEndings(StatusWrites):
             [NodeStatus.RUNNING],
             expr=expr,
             sets=node_sets,
-            removes=[expr.n("lease_until")],
+            removes=[expr.n("lease_until")] + ([expr.n("reserved")] if target is not NodeStatus.TERMINATED else []),
             condition=f"{expr.n('attempts')} = {expr.v(attempt)}",
         )
         ex = Expr()
@@ -148,24 +176,50 @@ class NodeEndings(StatusWrites):
                 **ex.params(),
             }
             return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
-        exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child)
-        actions: list[dict[str, Any]] = [{"Update": node_update}, {"Update": exec_update}]
-        if child is not None and child.created_by is not None:
-            create = self._create_slot_update(
-                execution_id, child.node_id, child.seq, child.created_by, child.inputs_json, child.lease_until
-            )
-            actions.append({"Update": create})
-        elif child is not None:
-            queue = self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
-            actions.append({"Update": queue})
+        returned = 0 if child is not None and child.counted == 0 else reserved
+        exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child, returned)
+        actions: list[dict[str, Any]] = [{"Update": node_update}]
+        if exec_update is not None:
+            actions.append({"Update": exec_update})
+        if child is not None:
+            actions.append({"Update": self._child_update(execution_id, child)})
         return self._transact(actions) is None
 
+    def _child_update(self, execution_id: str, child: ChildQueue) -> dict[str, Any]:
+        """The finish's part that makes its only child ready: the slot created (a direct delivery), or queued."""
+        if child.created_by is not None:
+            return self._create_slot_update(
+                execution_id,
+                child.node_id,
+                child.seq,
+                child.created_by,
+                child.inputs_json,
+                child.lease_until,
+                child.reserved,
+            )
+        return self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
+
     def _finish_exec_update(
-        self, execution_id: str, ex: Expr, usage_adds: list[str], unhandled_error: str | None, child: ChildQueue | None
-    ) -> dict[str, Any]:
-        """META's part of a finish: `pending` - 1, or with a child queued in the same write `pending` unchanged and
-        `node_count` + 1, under the conditions `queue_slot` has (the run RUNNING, under its node limit)."""
-        adds = [*usage_adds, f"{ex.n('node_count')} {ex.v(1)}" if child else f"{ex.n('pending')} {ex.v(-1)}"]
+        self,
+        execution_id: str,
+        ex: Expr,
+        usage_adds: list[str],
+        unhandled_error: str | None,
+        child: ChildQueue | None,
+        returned: int,
+    ) -> dict[str, Any] | None:
+        """META's part of a finish: `pending` - 1 and the node's reservation given back; with a child made ready in
+        the same write `pending` unchanged and `node_count` + what the child counts, under the conditions
+        `queue_slot` has (the run RUNNING, under its node limit). None when META has nothing to change: a child
+        its parent's reservation pays for, and no usage or error to add (docs/architecture.md, "Chains")."""
+        counted = 0 if child is None else child.counted
+        adds = list(usage_adds)
+        if child is None:
+            adds.append(f"{ex.n('pending')} {ex.v(-1)}")
+        if counted - returned:
+            adds.append(f"{ex.n('node_count')} {ex.v(counted - returned)}")
+        if not adds and unhandled_error is None:
+            return None
         sets = [f"{ex.n('updated_at')} = {ex.v(self._now())}"]
         if unhandled_error is not None:
             adds.append(f"{ex.n('failed_nodes')} {ex.v(1)}")
@@ -175,11 +229,11 @@ class NodeEndings(StatusWrites):
             "Key": self._key(keys.execution_pk(execution_id), keys.META),
             "UpdateExpression": update_expression(sets, adds, []),
         }
-        if child is not None:
-            running = ex.v(ExecutionStatus.RUNNING.value)
-            update["ConditionExpression"] = (
-                f"{ex.n('status')} = {running} AND {ex.n('node_count')} < {ex.n('node_limit')}"
-            )
+        if child is not None and counted:
+            assert child.max_node_count is not None or counted == 1
+            count = ex.n("node_count")
+            under = f"{count} < {ex.n('node_limit')}" if counted == 1 else f"{count} <= {ex.v(child.max_node_count)}"
+            update["ConditionExpression"] = f"{ex.n('status')} = {ex.v(ExecutionStatus.RUNNING.value)} AND {under}"
         return {**update, **ex.params()}
 
     def _finish_sets(

@@ -144,7 +144,10 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         llm_usage: Mapping[str, Any] | None = None,
         result: tuple[str | None, str | None] | None = None,
         child: ChildQueue | None = None,
+        reserved: int = 0,
     ) -> bool: ...
+
+    def return_reserved(self, execution_id: str, node_id: str, seq: int, attempt: int, reserved: int) -> bool: ...
 
     def flush_meter(self, execution_id: str) -> None: ...
 

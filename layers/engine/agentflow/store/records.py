@@ -119,6 +119,7 @@ class NodeRecord:
     child_execution_id: str | None = None  # a sub-agent node: the child run it started
     log_base: int = 0  # attempt_log entries before a redrive (their usage was counted): not this run's
     review_id: str | None = None  # a review node: the review it waits for (or waited for)
+    reserved: int = 0  # node executions counted in for its chain's next steps (docs/architecture.md, "Chains")
 
     def due_at(self) -> float:
         """Epoch seconds from which this node may be claimed (0: at once)."""
@@ -156,6 +157,7 @@ class NodeRecord:
             child_execution_id=_opt_str(item.get("child_execution_id")),
             log_base=int(item.get("log_base", 0)),
             review_id=_opt_str(item.get("review_id")),
+            reserved=int(item.get("reserved", 0)),
         )
 
 

@@ -250,11 +250,9 @@ class StatusWrites(Table):
     def create_slots(
         self, execution_id: str, node_id: str, block_id: str, first: int, inputs: Sequence[str], max_node_count: int
     ) -> bool:
-        """Create the slots `first`, `first + 1`, ... QUEUED with their inputs (JSON), counted into `pending` and
-        `node_count`, in one transaction: a fan-out's values to a sink that needs nothing else (docs/architecture.md,
-        "Fan-outs"). Only while the execution is RUNNING with `node_count <= max_node_count` (its limit minus the
-        slots created), and only slots that do not exist yet. False when refused: nothing was written, and the
-        caller delivers those values one by one (which tells a stop, the limit and a replay apart)."""
+        """Slots `first`, `first + 1`, ... created QUEUED with their inputs and counted in (`pending`, `node_count`)
+        in one transaction, while RUNNING with `node_count <= max_node_count`, if none exists (docs/architecture.md,
+        "Fan-outs"). False when refused: nothing was written; the caller delivers those values one by one."""
         actions: list[dict[str, Any]] = [
             {"Update": self._create_slot_update(execution_id, node_id, first + offset, block_id, text, None)}
             for offset, text in enumerate(inputs)
@@ -299,7 +297,14 @@ class StatusWrites(Table):
         return node_update
 
     def _create_slot_update(
-        self, execution_id: str, node_id: str, seq: int, block_id: str, inputs_json: str, lease_until: int | None
+        self,
+        execution_id: str,
+        node_id: str,
+        seq: int,
+        block_id: str,
+        inputs_json: str,
+        lease_until: int | None,
+        reserved: int = 0,
     ) -> dict[str, Any]:
         """A slot created QUEUED with its inputs by the finish of the node that delivered its only value, or with
         `lease_until` created claimed (RUNNING, attempt 1) by the worker that runs it next (docs/architecture.md,
@@ -307,19 +312,13 @@ class StatusWrites(Table):
         was just taken from the pin's counter."""
         expr = Expr()
         now = self._now()
-        fields: dict[str, Any] = {
-            "status": NodeStatus.QUEUED.value,
-            "node_id": node_id,
-            "seq": seq,
-            "block_id": block_id,
-            "attempts": 0,
-            "inputs": inputs_json,
-            "created_at": now,
-            "queued_at": now,
-            "updated_at": now,
-        }
+        fields: dict[str, Any] = {"status": NodeStatus.QUEUED.value, "node_id": node_id, "seq": seq}
+        fields |= {"block_id": block_id, "attempts": 0, "inputs": inputs_json}
+        fields |= {"created_at": now, "queued_at": now, "updated_at": now}
         if lease_until is not None:
             fields |= {"status": NodeStatus.RUNNING.value, "attempts": 1, "lease_until": lease_until, "started_at": now}
+        if reserved:  # counted in for the chain after it (docs/architecture.md, "Chains")
+            fields["reserved"] = reserved
         return {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
