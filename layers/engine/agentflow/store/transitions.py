@@ -120,9 +120,10 @@ class StatusWrites(Table):
             pass  # stays on the sweeper's index until `retire` stamps its items
         elif ending or target is ExecutionStatus.TERMINATED:
             removes = [expr.n("GSI2PK"), expr.n("GSI2SK")]  # off the sweeper's index while finished or stopped
-        else:
-            sets.append(f"{expr.n('GSI2PK')} = {expr.v(keys.active_shard(execution_id))}")
-            sets.append(f"{expr.n('GSI2SK')} = {expr.v(f'{self._now()}#{execution_id}')}")
+        else:  # listed once: a key rewritten with every status change would rewrite its index entry too
+            pk, sk = expr.n("GSI2PK"), expr.n("GSI2SK")
+            sets.append(f"{pk} = if_not_exists({pk}, {expr.v(keys.active_shard(execution_id))})")
+            sets.append(f"{sk} = if_not_exists({sk}, {expr.v(f'{self._now()}#{execution_id}')})")
         condition = f"{expr.n('pending')} = {expr.v(0)}" if require_pending_zero else None
         if require_only_reviews or require_unreviewed_work:
             pending, reviewing, zero = expr.n("pending"), expr.n("reviewing"), expr.v(0)
