@@ -12,7 +12,7 @@ def execution_pk(execution_id: str) -> str:
     return f"EXEC#{execution_id}"
 
 
-META = "META"  # status, counters, history: kept small, because every node's finish rewrites it
+META = "META"  # status, counters, history: kept small, because most node finishes rewrite it
 STATS = "STATS"
 INPUTS = "INPUTS"
 # A recorded graph output was once an item of its own under this prefix; it is now marked on its output node's item

@@ -184,8 +184,10 @@ class NodeRunning(NodeFinishing):
                 store, execution_id, graph, node, attempt, error, usage, fails_run, unsaved=unsaved,
                 reserved=node.reserved,
             )  # fmt: skip
-        hop = Hop(store, execution_id, graph, fold=True, first_attempt=attempt == 1, attempt=attempt)
-        hop.reserved, hop.alone, hop.node_count = node.reserved, execution.pending == 1, execution.node_count
+        hop = Hop(
+            store, execution_id, graph, fold=True, first_attempt=attempt == 1, attempt=attempt,
+            reserved=node.reserved, alone=execution.pending == 1, node_count=execution.node_count,
+        )  # fmt: skip
         try:
             propagated = self._propagate(hop, node.node_id, node.seq, result.outputs, chain)
         except ItemTooLarge as exc:
