@@ -88,17 +88,18 @@ def test_crash_after_saving_outputs_retries_without_rerunning_the_block(
         engine.run_node(execution_id, node, 0)
     publisher.take()
 
-    # a first attempt's one value to a single-input child: its propagation starts by taking the child's slot number
-    real_next_slot = engine.store.next_slot.__func__  # type: ignore[attr-defined]
+    # a first attempt's one value to a child with one source: the child's slot 0 is created by the node's finish,
+    # the first write after the save (the node is its source's slot 0: no slot number is taken)
+    real_finish = engine.store.finish_node.__func__  # type: ignore[attr-defined]
     crashes = {"left": 1}
 
-    def crashing_next_slot(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def crashing_finish(self: Any, *args: Any, **kwargs: Any) -> Any:
         if crashes["left"]:
             crashes["left"] -= 1
-            raise ConnectionError("worker died between saving outputs and propagating")
-        return real_next_slot(self, *args, **kwargs)
+            raise ConnectionError("worker died between saving outputs and finishing")
+        return real_finish(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(engine.store), "next_slot", crashing_next_slot)
+    monkeypatch.setattr(type(engine.store), "finish_node", crashing_finish)
     with pytest.raises(ConnectionError):
         engine.run_node(execution_id, "add", 0)
     # a redelivery while the lease is live is a duplicate: quiet
@@ -348,11 +349,13 @@ def test_a_fan_in_delivered_directly_records_no_delivery(engine: Engine, publish
     assert report["status"] == "COMPLETED"
     assert sorted(report["outputs"]["squares"]) == [float(i * i) for i in range(12)]
     outs = sorted(n["seq"] for n in report["nodes"] if n["node_id"] == "out")
-    assert outs == list(range(12))  # consecutive slot numbers, one per value
+    # consecutive slot numbers, one per value; from 1, since `out` has one source (`square`), whose first execution
+    # (slot 0) would have created slot 0 itself, but fan-out children count from 1 too (ValidGraph.sole_source_sinks)
+    assert outs == list(range(1, 13))
     from agentflow import keys
 
     pins = engine.store._get(keys.execution_pk(report["execution_id"]), keys.pins_sk("out"))  # the raw item
-    assert pins is not None and pins[keys.COUNTER + "value"] == 12
+    assert pins is not None and pins[keys.COUNTER + "value"] == 13  # the next slot number
     assert [name for name in pins if name.startswith(keys.DELIVERY)] == []
 
 

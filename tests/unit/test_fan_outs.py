@@ -49,7 +49,7 @@ def test_the_slots_are_created_queued_in_batches(
     if copies == 1:
         assert calls["fill_reserved"] == []  # only a duplicate event's replay fills
     squares = sorted(n["seq"] for n in report["nodes"] if n["node_id"] == "square")
-    assert squares == list(range(len(ITEMS)))
+    assert squares == list(range(1, len(ITEMS) + 1))  # from 1: `square` has one source (ValidGraph.sole_source_sinks)
 
 
 def test_near_the_node_limit_the_values_go_one_by_one_and_stop_exactly_at_it(

@@ -175,6 +175,22 @@ class ValidGraph:
     def linked_pins(self) -> dict[str, frozenset[str]]:
         return {node_id: frozenset(link.sink_name for link in links) for node_id, links in self.links_into.items()}
 
+    @cached_property
+    def sole_source_sinks(self) -> frozenset[str]:
+        """Nodes whose slot 0 is kept for their one source's first execution, which creates it without taking a
+        number (docs/architecture.md, "Direct deliveries"): fed by exactly one link, not static and not from
+        themselves, and not started by the run (which creates a starting node's slot 0)."""
+        starting = {n.id for n in self.starting_nodes}
+        return frozenset(
+            node_id
+            for node_id, links in self.links_into.items()
+            if len(links) == 1 and not links[0].is_static and links[0].source_id != node_id and node_id not in starting
+        )
+
+    def first_counted_slot(self, node_id: str) -> int:
+        """Where a node's pin counters start: 1 for a sole-source sink (its slot 0 is taken otherwise), else 0."""
+        return 1 if node_id in self.sole_source_sinks else 0
+
     def block(self, node_id: str) -> type[Block]:
         return self.blocks[node_id]
 

@@ -104,7 +104,9 @@ class Propagation(Lifecycle):
         if hop.graph.linked_pins[sink] != {pin} or pin in hop.graph.static_pins[sink]:
             return False
         out_index, value = values[0]
-        slot = hop.store.next_slot(hop.execution_id, sink, pin)
+        first = hop.graph.first_counted_slot(sink)
+        # A sole-source sink's slot 0 is its source's first execution's: no number to take (no PINS item at all)
+        slot = 0 if first and seq == 0 else hop.store.next_slot(hop.execution_id, sink, pin, first)
         inputs = {**hop.graph.nodes[sink].input_default, pin: value}
         lease_until = None
         if chain is not None and chain.has_room(lease := self._time_limit(hop.graph, sink)):
@@ -142,7 +144,8 @@ class Propagation(Lifecycle):
         that could not be go one by one, as to any other sink."""
         sink, pin = link.sink_id, link.sink_name
         block_id = hop.graph.nodes[sink].block_id
-        base = hop.store.reserve_slots(hop.execution_id, sink, pin, reservation_id, len(values))
+        first = hop.graph.first_counted_slot(sink)
+        base = hop.store.reserve_slots(hop.execution_id, sink, pin, reservation_id, len(values), first)
         created = 0
         if hop.graph.linked_pins[sink] == {pin} and pin not in hop.graph.static_pins[sink]:
             if not self._queue_deferred(hop):  # queued before the rest, as `_try_queue` does for a second child
@@ -212,8 +215,9 @@ class Propagation(Lifecycle):
     def _deliver(self, hop: Hop, link: Link, delivery_id: str, value: Any) -> bool:
         sink = link.sink_id
         block_id = hop.graph.nodes[sink].block_id
+        first = hop.graph.first_counted_slot(sink)
         delivery = hop.store.deliver(
-            hop.execution_id, sink, block_id, link.sink_name, delivery_id, dumps(value), link.is_static
+            hop.execution_id, sink, block_id, link.sink_name, delivery_id, dumps(value), link.is_static, first
         )
         if not self._try_queue(hop, sink, delivery.slot, delivery.node, delivery.replay):
             return False

@@ -31,8 +31,10 @@ class Deliveries(Table):
         delivery_id: str,
         value_json: str,
         static: bool,
+        first: int = 0,
     ) -> Delivery:
-        """Deliver one value to a pin of a node: the k-th value of the pin fills slot k (FIFO per pin).
+        """Deliver one value to a pin of a node: the k-th value of the pin fills slot `first` + k (FIFO per pin;
+        `first` is 1 where slot 0 is kept for the sink's sole source: `ValidGraph.first_counted_slot`).
 
         Idempotent: the delivery id and its slot are recorded in the same write that bumps the pin's counter;
         a replay finds its slot in ALL_OLD and rewrites nothing. A static pin also keeps its latest value.
@@ -40,7 +42,7 @@ class Deliveries(Table):
         pk = keys.execution_pk(execution_id)
         expr = Expr()
         counter, record = expr.n(keys.COUNTER + pin), expr.n(keys.DELIVERY + delivery_id)
-        zero = expr.v(0)
+        zero = expr.v(first)
         sets = [
             f"{counter} = if_not_exists({counter}, {zero}) + {expr.v(1)}",
             f"{record} = if_not_exists({counter}, {zero})",
@@ -64,31 +66,33 @@ class Deliveries(Table):
         written = self._fill_slot(execution_id, node_id, block_id, pin, slot, value_json)
         return Delivery(slot=slot, replay=replay or not written.won, node=written.item, counters=counters)
 
-    def next_slot(self, execution_id: str, node_id: str, pin: str) -> int:
-        """Take the pin's next slot number for a value its sender's finish delivers itself, creating the slot in
-        that same transaction (docs/architecture.md, "Chains"). No delivery record: a sender that dies before its
-        finish leaves an unused number, and its retry delivers the recorded way."""
+    def next_slot(self, execution_id: str, node_id: str, pin: str, first: int = 0) -> int:
+        """Take the pin's next slot number (from `first`, as `deliver`) for a value its sender's finish delivers
+        itself, creating the slot in that same transaction (docs/architecture.md, "Chains"). No delivery record: a
+        sender that dies before its finish leaves an unused number, and its retry delivers the recorded way."""
         expr = Expr()
         counter = expr.n(keys.COUNTER + pin)
         response = self._call(
             "update_item",
             TableName=self.table,
             Key=self._key(keys.execution_pk(execution_id), keys.pins_sk(node_id)),
-            UpdateExpression=f"ADD {counter} {expr.v(1)}",
+            UpdateExpression=f"SET {counter} = if_not_exists({counter}, {expr.v(first)}) + {expr.v(1)}",
             ReturnValues="UPDATED_NEW",
             **expr.params(),
         )
         return int(response["Attributes"][keys.COUNTER + pin]["N"]) - 1
 
-    def reserve_slots(self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int) -> int:
+    def reserve_slots(
+        self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int, first: int = 0
+    ) -> int:
         """Reserve `count` consecutive slots of a pin for the values one node execution sends down one link, and
         return the first. One write and one delivery record for all of them, so a fan-out's sink records one entry
         per source execution instead of one per value (docs/architecture.md, "Fan-outs"). Idempotent like
-        `deliver`: a replay finds its reservation and gets the same slots."""
+        `deliver`: a replay finds its reservation and gets the same slots; `first` as for `deliver`."""
         pk = keys.execution_pk(execution_id)
         expr = Expr()
         counter, record = expr.n(keys.COUNTER + pin), expr.n(keys.DELIVERY + reservation_id)
-        zero = expr.v(0)
+        zero = expr.v(first)
         result = self._conditional_update(
             {
                 "TableName": self.table,

@@ -118,11 +118,14 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
         delivery_id: str,
         value_json: str,
         static: bool,
+        first: int = 0,
     ) -> Delivery: ...
 
-    def next_slot(self, execution_id: str, node_id: str, pin: str) -> int: ...
+    def next_slot(self, execution_id: str, node_id: str, pin: str, first: int = 0) -> int: ...
 
-    def reserve_slots(self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int) -> int: ...
+    def reserve_slots(
+        self, execution_id: str, node_id: str, pin: str, reservation_id: str, count: int, first: int = 0
+    ) -> int: ...
 
     def fill_reserved(
         self, execution_id: str, node_id: str, block_id: str, pin: str, slot: int, value_json: str
