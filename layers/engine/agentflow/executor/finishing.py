@@ -104,13 +104,21 @@ class NodeFinishing(NodeGates):
         lease, the child queued by a replay): the caller then goes the unfolded way."""
         child = hop.deferred
         assert child is not None
+        ran = child.outputs_json is not None  # an output node this worker ran: created ended, nothing to run
         outcome = self._finish(
-            store, hop.execution_id, graph, node, node.attempts, error, usage, fails_run, True, unsaved,
+            store, hop.execution_id, graph, node, node.attempts, error, usage, fails_run, not ran, unsaved,
             child, hop.reserved,
         )  # fmt: skip
         if outcome is NodeRunOutcome.LOST_LEASE:
             return None
         hop.deferred, hop.direct = None, None
+        if ran:
+            if chain is not None:
+                chain.steps += 1  # a child this worker ran
+            self._release(hop, chain)
+            if graph.budget is not None and usage:
+                self._check_budget(store, hop.execution_id, graph)
+            return outcome
         event = OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq)
         hop.fresh += 1
         if chain is not None and child.lease_until is not None:  # created claimed for this worker: it runs it

@@ -26,7 +26,7 @@ class InlineChain:
 
     time_left: Callable[[], float]
     held: OutboundEvent | None = None
-    steps: int = 0  # children run inline so far
+    steps: int = 0  # children run inline so far (an output node run by its sender's worker too: executor/outputs.py)
     claimed: NodeRecord | None = None  # the held child, when it was created claimed for this worker
     lease_seconds: float | None = None  # that claim's lease
 

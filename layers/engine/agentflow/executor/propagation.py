@@ -13,6 +13,7 @@ from agentflow.events import OutboundEvent
 from agentflow.executor.base import dumps
 from agentflow.executor.inline import InlineChain
 from agentflow.executor.lifecycle import Lifecycle
+from agentflow.executor.outputs import run_output_now
 from agentflow.graph import Link, ValidGraph
 from agentflow.pins import select_output
 from agentflow.statuses import NodeStatus
@@ -108,17 +109,26 @@ class Propagation(Lifecycle):
         # A sole-source sink's slot 0 is its source's first execution's: no number to take (no PINS item at all)
         slot = 0 if first and seq == 0 else hop.store.next_slot(hop.execution_id, sink, pin, first)
         inputs = {**hop.graph.nodes[sink].input_default, pin: value}
+        block_id = hop.graph.nodes[sink].block_id
+        hop.direct = (link, f"{node_id}#{seq}/{out_index}/{link_index}", value)
+        if (ran := self._run_output_now(hop, sink, slot, inputs)) is not None:
+            hop.deferred = ChildQueue(sink, slot, dumps(inputs), (pin,), block_id, **ran)
+            return True
         lease_until = None
         if chain is not None and chain.has_room(lease := self._time_limit(hop.graph, sink)):
             hop.lease_seconds = lease
             lease_until = int((hop.store.clock() + lease) * 1000)
-        block_id = hop.graph.nodes[sink].block_id
         counted, reserved, most = self._child_count(hop)
         hop.deferred = ChildQueue(
             sink, slot, dumps(inputs), (pin,), block_id, lease_until, counted, reserved, max_node_count=most
         )
-        hop.direct = (link, f"{node_id}#{seq}/{out_index}/{link_index}", value)
         return True
+
+    @staticmethod
+    def _run_output_now(hop: Hop, sink: str, seq: int, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """An output node with nothing after it, run by its sender so that the sender's finish creates it ended:
+        the `ChildQueue` fields saying so, or None when it runs on its own (executor/outputs.py)."""
+        return run_output_now(hop.graph, hop.execution_id, sink, seq, inputs, hop.store.clock)
 
     @staticmethod
     def _give_back(hop: Hop, node_id: str, seq: int) -> None:

@@ -48,6 +48,11 @@ class ChildQueue:
     counted: int = 1
     reserved: int = 0  # the reservation the created slot holds
     max_node_count: int | None = None  # when it counts more than 1: `node_count` may be at most this before
+    # An output node its sender ran (docs/architecture.md, "Output nodes run by their sender"): created COMPLETED
+    # with these outputs, as the run's recorded output `recorded_output`, its one attempt logged as `ran`
+    outputs_json: str | None = None
+    recorded_output: str | None = None
+    ran: Mapping[str, Any] | None = None
 
 
 class NodeEndings(StatusWrites):
@@ -176,7 +181,7 @@ class NodeEndings(StatusWrites):
                 **ex.params(),
             }
             return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
-        returned = 0 if child is not None and child.counted == 0 else reserved
+        returned = 0 if child is not None and child.counted == 0 else reserved  # a child that ran counts 1
         exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child, returned)
         actions: list[dict[str, Any]] = [{"Update": node_update}]
         if exec_update is not None:
@@ -196,8 +201,18 @@ class NodeEndings(StatusWrites):
                 child.inputs_json,
                 child.lease_until,
                 child.reserved,
+                None if child.outputs_json is None else self._ran_fields(child),
             )
         return self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
+
+    def _ran_fields(self, child: ChildQueue) -> dict[str, Any]:
+        """An output node its sender ran, as its own finish would have left it: COMPLETED after one attempt, with
+        its outputs, the run's recorded output (docs/architecture.md, "Output nodes run by their sender")."""
+        fields: dict[str, Any] = {"status": NodeStatus.COMPLETED.value, "attempts": 1, "outputs": child.outputs_json}
+        fields |= {"error": None, "attempt_log": [dict(child.ran or {})]}
+        if child.recorded_output is not None:
+            fields |= {"output_name": child.recorded_output, "recorded_at": self._now()}
+        return fields
 
     def _finish_exec_update(
         self,
@@ -209,12 +224,13 @@ class NodeEndings(StatusWrites):
         returned: int,
     ) -> dict[str, Any] | None:
         """META's part of a finish: `pending` - 1 and the node's reservation given back; with a child made ready in
-        the same write `pending` unchanged and `node_count` + what the child counts, under the conditions
-        `queue_slot` has (the run RUNNING, under its node limit). None when META has nothing to change: a child
-        its parent's reservation pays for, and no usage or error to add (docs/architecture.md, "Chains")."""
+        the same write `pending` unchanged (- 1 still for a child that ran: it ended too) and `node_count` + what
+        the child counts, under the conditions `queue_slot` has (the run RUNNING, under its node limit). None when
+        META has nothing to change: a child its parent's reservation pays for, and no usage or error to add
+        (docs/architecture.md, "Chains")."""
         counted = 0 if child is None else child.counted
         adds = list(usage_adds)
-        if child is None:
+        if child is None or child.outputs_json is not None:  # no child left pending: a child that ran ended too
             adds.append(f"{ex.n('pending')} {ex.v(-1)}")
         if counted - returned:
             adds.append(f"{ex.n('node_count')} {ex.v(counted - returned)}")

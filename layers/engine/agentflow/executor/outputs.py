@@ -1,0 +1,46 @@
+"""Output nodes run by their sender (docs/architecture.md, "Output nodes run by their sender"): a graph output
+with nothing after it, whose one value comes by a direct delivery, is run by the worker of the node that sends it,
+so that the sender's finish creates it ended, in the same transaction, instead of queueing it to be claimed, run
+and finished on its own. Its block is pure and reads nothing but its inputs, so running it early is running it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentflow.blocks.sdk import BlockContext, BlockType
+from agentflow.clock import Clock, iso_at
+from agentflow.executor import attempts
+from agentflow.executor.base import dumps
+from agentflow.graph import ValidGraph
+
+# Inputs and outputs of an output node run by its sender, together: both go on the item the sender's finish
+# creates (the value twice), in a transaction whose items should stay small
+RAN_OUTPUT_BYTES = 64_000
+
+
+def run_output_now(
+    graph: ValidGraph, execution_id: str, node_id: str, seq: int, inputs: dict[str, Any], clock: Clock
+) -> dict[str, Any] | None:
+    """The `ChildQueue` fields of an output node run now (its outputs, the recorded output's name, its attempt's
+    log entry), or None when it is to run on its own: not an output block, linked onwards, failed or too big."""
+    block = graph.block(node_id)
+    if block.block_type is not BlockType.OUTPUT or not block.pure or graph.links_from[node_id]:
+        return None
+    context = BlockContext(
+        execution_id=execution_id,
+        node_id=node_id,
+        node_exec_id=f"{node_id}#{seq}",
+        clock=clock,
+        graph=graph,
+    )
+    run = attempts.run_at_once(block, inputs, context)
+    if run.error is not None or run.deferred_seconds is not None or run.retryable:
+        return None  # its own run says what went wrong, as without this
+    outputs_json = dumps(run.outputs)
+    if len(outputs_json.encode()) + len(dumps(inputs).encode()) > RAN_OUTPUT_BYTES:
+        return None
+    return {
+        "outputs_json": outputs_json,
+        "recorded_output": str(inputs.get("name")),
+        "ran": {"attempt": 1, "error": None, "ended_at": iso_at(clock())},
+    }

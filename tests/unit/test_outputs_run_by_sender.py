@@ -1,0 +1,113 @@
+"""An output node with nothing after it, whose one value comes by a direct delivery, is run by its sender's worker
+and created ended by the sender's finish (docs/architecture.md, "Output nodes run by their sender")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentflow import keys
+from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
+from agentflow.executor import Engine
+from agentflow.executor import outputs as outputs_module
+from agentflow.executor import propagation as propagation_module
+from agentflow.store.dynamo import deserialize_item
+from tests import graphs
+from tests.graphs import GraphBuilder
+from tests.unit.driver import run_graph
+
+VOLATILE = {"created_at", "queued_at", "started_at", "ended_at", "updated_at", "recorded_at", "lease_until", "PK"}
+
+
+def output_items(engine: Engine, execution_id: str, node_id: str = "out") -> list[dict[str, Any]]:
+    response = engine.store.client.query(
+        TableName=engine.store.table,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.execution_pk(execution_id)},
+            ":sk": {"S": f"NODE#{node_id}#"},
+        },
+    )
+    items = [deserialize_item(raw) or {} for raw in response["Items"]]
+    for item in items:
+        for log in item.get("attempt_log", []):
+            log.pop("ended_at", None)
+    return [{k: v for k, v in item.items() if k not in VOLATILE} for item in items]
+
+
+@pytest.fixture
+def published(publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The node of every NodeExecutionQueued event published (the driver takes them as it runs them)."""
+    nodes: list[str] = []
+    real = publisher.publish
+
+    def publish(events: Any) -> None:
+        nodes.extend(str(e.detail["node_id"]) for e in events if e.detail_type == NODE_EXECUTION_QUEUED)
+        real(events)
+
+    monkeypatch.setattr(publisher, "publish", publish)
+    return nodes
+
+
+def test_the_output_node_is_stored_as_its_own_run_would_store_it(
+    engine: Engine, publisher: RecordingPublisher, published: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = run_graph(engine, publisher, graphs.linear(), {"x": 3})
+    assert "out" not in published  # never queued: mul's finish made it ended
+    with monkeypatch.context() as patch:
+        patch.setattr(propagation_module, "run_output_now", lambda *args: None)
+        published.clear()
+        alone = run_graph(engine, publisher, graphs.linear(), {"x": 3})
+        assert "out" in published  # the reference: queued, claimed, run and finished on its own
+    assert ran["outputs"] == alone["outputs"] == {"result": [74.0]}
+    assert ran["stats"]["node_executions"] == alone["stats"]["node_executions"] == 4
+    mine, reference = output_items(engine, ran["execution_id"]), output_items(engine, alone["execution_id"])
+    assert mine == reference and mine[0]["status"] == "COMPLETED" and mine[0]["output_name"] == "result"
+    assert ran["stats"]["dynamodb_write_units"] < alone["stats"]["dynamodb_write_units"]
+
+
+def test_an_output_linked_onwards_or_too_big_runs_on_its_own(
+    engine: Engine, publisher: RecordingPublisher, published: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    onwards = (
+        GraphBuilder("output linked onwards")
+        .input("in", "x")
+        .node("add", "CalculatorBlock", operation="Add", b=1)
+        .output("mid", "middle")
+        .output("out", "result")
+        .link("in", "result", "add", "a")
+        .link("add", "result", "mid", "value")
+        .link("mid", "output", "out", "value")
+        .build()
+    )
+    report = run_graph(engine, publisher, onwards, {"x": 1})
+    assert report["outputs"] == {"middle": [2.0], "result": [2.0]}
+    assert published.count("mid") == 1  # it has a child: it runs as any node
+    assert published.count("out") == 1  # fed by a static link (an output block's are): delivered the recorded way
+    published.clear()
+    monkeypatch.setattr(outputs_module, "RAN_OUTPUT_BYTES", 10)  # the value twice on one item: too big here
+    report = run_graph(engine, publisher, graphs.linear(), {"x": 1})
+    assert report["outputs"] == {"result": [70.0]} and "out" in published
+
+
+def test_it_counts_against_the_node_limit_exactly(engine: Engine, publisher: RecordingPublisher) -> None:
+    graph = {**graphs.linear(), "node_execution_limit": 3}  # in, add, mul: no room for out
+    report = run_graph(engine, publisher, graph, {"x": 1})
+    assert report["status"] == "FAILED" and "node execution limit reached" in report["error"]
+    assert report["stats"]["node_executions"] == 3
+    assert report["outputs"] == {"result": []}
+    # refused with the finish, its value went the recorded way, to a slot the limit left unqueued
+    assert [o["status"] for o in output_items(engine, report["execution_id"])] == ["INCOMPLETE"]
+
+
+@pytest.mark.parametrize(("seed", "copies"), [(5, 3), (9, 3)])
+def test_a_fan_in_to_outputs_records_each_output_once(
+    engine: Engine, publisher: RecordingPublisher, seed: int, copies: int
+) -> None:
+    report = run_graph(engine, publisher, graphs.fan_out(), {"items": [1, 2, 3, 4]}, seed=seed, copies=copies)
+    assert report["status"] == "COMPLETED", report["error"]
+    assert sorted(report["outputs"]["squares"]) == [1.0, 4.0, 9.0, 16.0]
+    outs = output_items(engine, report["execution_id"])
+    assert len(outs) == 4 and {o["status"] for o in outs} == {"COMPLETED"} and {o["attempts"] for o in outs} == {1}
+    assert report["stats"]["node_executions"] == 2 + 2 * 4
