@@ -1,7 +1,7 @@
 """What each Lambda handler imports when it starts, counted by module, never timed: the slow imports a handler does
 not need at start stay out of its cold start (README, "Performance and cost"). httpx (and, through it, rich and
-click) is imported by the functions that send a request, the LLM SDKs by the calls that use them, and Powertools'
-OpenAPI models by the documentation routes (agentflow.api.docs)."""
+click) is imported by the functions that send a request, the LLM SDKs by the calls that use them, croniter by the
+listing of a schedule's fire times, and Powertools' OpenAPI models by the documentation routes (agentflow.api.docs)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bench.startup import lambda_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
-NEVER_AT_START = ("httpx", "httpx2", "openai", "anthropic", "rich", "click")
+NEVER_AT_START = ("httpx", "httpx2", "openai", "anthropic", "rich", "click", "croniter")
 OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
 
 # Imports the handler the way Lambda does (its code folder first on sys.path, module `app`), then lists sys.modules.

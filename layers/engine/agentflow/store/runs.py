@@ -42,21 +42,28 @@ class RunItems(Table):
                 }
             }
         ]
-        if idempotency_key is not None:
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": {
-                            **self._key(keys.idempotency_pk(execution["user_id"], idempotency_key), keys.IDEMPOTENCY),
-                            "execution_id": serialize(execution_id),
-                            "created_at": serialize(now),
-                        },
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
+        if idempotency_key is None:  # one item: a plain conditional put (a transaction bills each item twice)
+            try:
+                self._call("put_item", **actions[0]["Put"])
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                raise Conflict(f"execution {execution_id} could not be created") from exc
+            return execution_id, True
+        actions.append(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {
+                        **self._key(keys.idempotency_pk(execution["user_id"], idempotency_key), keys.IDEMPOTENCY),
+                        "execution_id": serialize(execution_id),
+                        "created_at": serialize(now),
+                    },
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
-            )
+            }
+        )
         failed = self._transact(actions)
         if failed is None:
             return execution_id, True
