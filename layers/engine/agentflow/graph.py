@@ -187,6 +187,13 @@ class ValidGraph:
             if len(links) == 1 and not links[0].is_static and links[0].source_id != node_id and node_id not in starting
         )
 
+    @cached_property
+    def output_carriers(self) -> frozenset[str]:
+        """The nodes whose items may carry an output node's execution, having run it (executor/outputs.py): the one
+        source of each output node that has one."""
+        outputs = {n.id for n in self.output_nodes} & self.sole_source_sinks
+        return frozenset(self.links_into[n][0].source_id for n in outputs)
+
     def first_counted_slot(self, node_id: str) -> int:
         """Where a node's pin counters start: 1 for a sole-source sink (its slot 0 is taken otherwise), else 0."""
         return 1 if node_id in self.sole_source_sinks else 0

@@ -129,6 +129,9 @@ COUNTER = "c:"  # PINS: number of deliveries to a pin so far
 DELIVERY = "d:"  # PINS: delivery id -> the slot it filled
 STATIC = "s:"  # PINS: latest value of a static pin
 PIN_VALUE = "i:"  # NODE: a value delivered to this slot, before it is queued
+# NODE: the execution of an output node its sender ran, carried on the sender's item in the layout of a NODE item
+# (docs/architecture.md, "Output nodes run by their sender")
+CARRIED_OUTPUT = "carried_output"
 
 
 REVIEW_PREFIX = "REVIEW#"  # a node execution's pending human review, in its run's partition

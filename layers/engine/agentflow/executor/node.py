@@ -187,6 +187,7 @@ class NodeRunning(NodeFinishing):
         hop = Hop(
             store, execution_id, graph, fold=True, first_attempt=attempt == 1, attempt=attempt,
             reserved=node.reserved, alone=execution.pending == 1, node_count=execution.node_count,
+            failed=error is not None,
         )  # fmt: skip
         try:
             propagated = self._propagate(hop, node.node_id, node.seq, result.outputs, chain)

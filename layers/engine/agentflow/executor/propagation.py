@@ -46,6 +46,7 @@ class Hop:
     reserved: int = 0  # the node's reservation (0 once given back)
     alone: bool = False  # the node was all its run had pending when it started
     node_count: int = 0  # the run's node_count then
+    failed: bool = False  # the node failed (what it sends is its error): its children run on their own
 
 
 class Propagation(Lifecycle):
@@ -128,6 +129,8 @@ class Propagation(Lifecycle):
     def _run_output_now(hop: Hop, sink: str, seq: int, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """An output node with nothing after it, run by its sender so that the sender's finish creates it ended:
         the `ChildQueue` fields saying so, or None when it runs on its own (executor/outputs.py)."""
+        if hop.failed:  # a redrive runs the node again: nothing of this attempt may stay on its item
+            return None
         return run_output_now(hop.graph, hop.execution_id, sink, seq, inputs, hop.store.clock)
 
     @staticmethod

@@ -92,7 +92,8 @@ class SubAgents(Admission):
             run = _failed(f"the sub-agent run {child.execution_id} failed: {child.error or 'no error recorded'}")
         else:
             graph = self.load_graph(child.user_id, child.graph_id, child.graph_version, store)
-            recorded = store.list_outputs(child.execution_id, [node.id for node in graph.output_nodes])
+            outputs = [node.id for node in graph.output_nodes]
+            recorded = store.list_outputs(child.execution_id, outputs, graph.output_carriers)
             run = BlockRun([(output.name, json.loads(output.value)) for output in recorded], None)
         usage = {
             "llm_calls": int(child.llm.get("llm_calls", 0)),

@@ -48,8 +48,8 @@ class ChildQueue:
     counted: int = 1
     reserved: int = 0  # the reservation the created slot holds
     max_node_count: int | None = None  # when it counts more than 1: `node_count` may be at most this before
-    # An output node its sender ran (docs/architecture.md, "Output nodes run by their sender"): created COMPLETED
-    # with these outputs, as the run's recorded output `recorded_output`, its one attempt logged as `ran`
+    # An output node its sender ran (docs/architecture.md, "Output nodes run by their sender"): carried ended on the
+    # sender's item with these outputs, as the run's recorded output `recorded_output`, its one attempt logged `ran`
     outputs_json: str | None = None
     recorded_output: str | None = None
     ran: Mapping[str, Any] | None = None
@@ -158,6 +158,8 @@ class NodeEndings(StatusWrites):
         given back (`node_count` - it); a TERMINATED node keeps it for its resume."""
         expr = Expr()
         node_sets = self._finish_sets(expr, target, attempt_entry, llm_usage, result, recorded_output)
+        if child is not None and child.outputs_json is not None:  # an output node it ran: its item carries it
+            node_sets.append(f"{expr.n(keys.CARRIED_OUTPUT)} = {expr.v(self._carried_output(child))}")
         node_update = self._status_update(
             keys.execution_pk(execution_id),
             keys.node_sk(node_id, seq),
@@ -172,23 +174,27 @@ class NodeEndings(StatusWrites):
         ex = Expr()
         usage_adds = _usage_adds(ex, llm_usage)
         if target is NodeStatus.TERMINATED:  # stays counted in `pending` for resume
-            if not usage_adds:
-                return self._conditional_update(node_update).won
-            usage_update = {
-                "TableName": self.table,
-                "Key": self._key(keys.execution_pk(execution_id), keys.META),
-                "UpdateExpression": "ADD " + ", ".join(usage_adds),
-                **ex.params(),
-            }
-            return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
+            return self._terminate(execution_id, node_update, ex, usage_adds)
         returned = 0 if child is not None and child.counted == 0 else reserved  # a child that ran counts 1
         exec_update = self._finish_exec_update(execution_id, ex, usage_adds, unhandled_error, child, returned)
         actions: list[dict[str, Any]] = [{"Update": node_update}]
         if exec_update is not None:
             actions.append({"Update": exec_update})
-        if child is not None:
+        if child is not None and child.outputs_json is None:
             actions.append({"Update": self._child_update(execution_id, child)})
         return self._transact(actions) is None
+
+    def _terminate(self, execution_id: str, node_update: dict[str, Any], ex: Expr, usage_adds: list[str]) -> bool:
+        """A finish as TERMINATED: the node stays counted in `pending`; its LLM usage, if any, counts now."""
+        if not usage_adds:
+            return self._conditional_update(node_update).won
+        usage_update = {
+            "TableName": self.table,
+            "Key": self._key(keys.execution_pk(execution_id), keys.META),
+            "UpdateExpression": "ADD " + ", ".join(usage_adds),
+            **ex.params(),
+        }
+        return self._transact([{"Update": node_update}, {"Update": usage_update}]) is None
 
     def _child_update(self, execution_id: str, child: ChildQueue) -> dict[str, Any]:
         """The finish's part that makes its only child ready: the slot created (a direct delivery), or queued."""
@@ -201,18 +207,21 @@ class NodeEndings(StatusWrites):
                 child.inputs_json,
                 child.lease_until,
                 child.reserved,
-                None if child.outputs_json is None else self._ran_fields(child),
             )
         return self._queue_update(execution_id, child.node_id, child.seq, child.inputs_json, child.delivered_pins)
 
-    def _ran_fields(self, child: ChildQueue) -> dict[str, Any]:
-        """An output node its sender ran, as its own finish would have left it: COMPLETED after one attempt, with
-        its outputs, the run's recorded output (docs/architecture.md, "Output nodes run by their sender")."""
-        fields: dict[str, Any] = {"status": NodeStatus.COMPLETED.value, "attempts": 1, "outputs": child.outputs_json}
-        fields |= {"error": None, "attempt_log": [dict(child.ran or {})]}
+    def _carried_output(self, child: ChildQueue) -> dict[str, Any]:
+        """An output node its sender ran, in the layout of a NODE item as its own finish would have left it:
+        COMPLETED after one attempt, with its outputs, the run's recorded output (docs/architecture.md, "Output
+        nodes run by their sender"). Its sender's item carries it: one item fewer to write and to stamp."""
+        now = self._now()
+        item: dict[str, Any] = {"node_id": child.node_id, "seq": child.seq, "block_id": child.created_by}
+        item |= {"status": NodeStatus.COMPLETED.value, "attempts": 1, "inputs": child.inputs_json}
+        item |= {"outputs": child.outputs_json, "error": None, "attempt_log": [dict(child.ran or {})]}
+        item |= {key: now for key in ("created_at", "queued_at", "started_at", "ended_at", "updated_at")}
         if child.recorded_output is not None:
-            fields |= {"output_name": child.recorded_output, "recorded_at": self._now()}
-        return fields
+            item |= {"output_name": child.recorded_output, "recorded_at": now}
+        return item
 
     def _finish_exec_update(
         self,

@@ -156,7 +156,9 @@ class RunStatePort(ReviewsPort, SlotsPort, Protocol):
 
     def wait_for_child(self, execution_id: str, node_id: str, seq: int, attempt: int, child_id: str) -> bool: ...
 
-    def list_outputs(self, execution_id: str, output_nodes: Iterable[str]) -> list[RecordedOutput]: ...
+    def list_outputs(
+        self, execution_id: str, output_nodes: Iterable[str], carriers: Iterable[str] = ()
+    ) -> list[RecordedOutput]: ...
 
     def redrive_execution(
         self, execution: ExecutionRecord, failed: list[NodeRecord]

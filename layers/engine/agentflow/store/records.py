@@ -235,6 +235,13 @@ class RecordedOutput:
         )
 
 
+def node_executions_in(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The node executions a NODE item holds, each in the layout of a NODE item: its own, and that of an output node
+    its sender ran, which the sender's item carries (docs/architecture.md, "Output nodes run by their sender")."""
+    carried = item.get(keys.CARRIED_OUTPUT)
+    return [item] if not carried else [item, carried]
+
+
 def in_recorded_order(outputs: Iterable[RecordedOutput]) -> list[RecordedOutput]:
     return sorted(outputs, key=lambda o: (o.recorded_at, o.node_id, o.seq))
 

@@ -13,7 +13,14 @@ from agentflow import keys
 from agentflow.errors import Conflict
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, Item, Meter, Table, error_code, serialize, update_expression
-from agentflow.store.records import ExecutionRecord, NodeRecord, RecordedOutput, RunSnapshot, in_recorded_order
+from agentflow.store.records import (
+    ExecutionRecord,
+    NodeRecord,
+    RecordedOutput,
+    RunSnapshot,
+    in_recorded_order,
+    node_executions_in,
+)
 
 RETIRE_WORKERS = 8  # parallel writes that stamp a finished run's items with their expiry
 
@@ -188,15 +195,18 @@ class RunItems(Table):
         )
         self.meter = Meter()
 
-    def list_outputs(self, execution_id: str, output_nodes: Iterable[str]) -> list[RecordedOutput]:
+    def list_outputs(
+        self, execution_id: str, output_nodes: Iterable[str], carriers: Iterable[str] = ()
+    ) -> list[RecordedOutput]:
         """The run's recorded graph outputs, in the order they were recorded: those its output nodes' items
-        (`output_nodes`: their ids) record, and the `OUT#` items of a run recorded before (keys.OUTPUT_PREFIX)."""
+        (`output_nodes`: their ids) record, those the items of `carriers` (the nodes that may run an output node
+        and carry it: `ValidGraph.output_carriers`) carry, and the `OUT#` items of a run recorded before
+        (keys.OUTPUT_PREFIX)."""
         pk = keys.execution_pk(execution_id)
         found = [RecordedOutput.from_output_item(i) for i in self._query(pk, keys.OUTPUT_PREFIX)]
-        for node_id in sorted(set(output_nodes)):
-            found.extend(
-                r for i in self._query(pk, keys.node_prefix(node_id)) if (r := RecordedOutput.from_node_item(i))
-            )
+        for node_id in sorted(set(output_nodes) | set(carriers)):
+            items = (e for i in self._query(pk, keys.node_prefix(node_id)) for e in node_executions_in(i))
+            found.extend(r for e in items if (r := RecordedOutput.from_node_item(e)))
         return in_recorded_order(found)
 
     def load_run(self, execution_id: str) -> RunSnapshot | None:
@@ -207,7 +217,7 @@ class RunItems(Table):
         meta = next(iter(by_kind.get(keys.META, [])), None)
         if meta is None:
             return None
-        node_items = by_kind.get(keys.node_prefix().rstrip("#"), [])
+        node_items = [e for i in by_kind.get(keys.node_prefix().rstrip("#"), []) for e in node_executions_in(i)]
         outputs = [RecordedOutput.from_output_item(i) for i in by_kind.get(keys.OUTPUT_PREFIX.rstrip("#"), [])]
         outputs.extend(r for i in node_items if (r := RecordedOutput.from_node_item(i)) is not None)
         inputs = next(iter(by_kind.get(keys.INPUTS, [])), {}).get("inputs")

@@ -306,13 +306,11 @@ class StatusWrites(Table):
         inputs_json: str,
         lease_until: int | None,
         reserved: int = 0,
-        finished: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A slot created QUEUED with its inputs by the finish of the node that delivered its only value, or with
         `lease_until` created claimed (RUNNING, attempt 1) by the worker that runs it next (docs/architecture.md,
-        "Chains"), or with `finished` (its status, outputs...) created as it ended: an output node its sender ran.
-        Its earlier statuses are skipped, not reordered. Only a slot that does not exist yet: its number was just
-        taken from the pin's counter (or is its sole source's slot 0)."""
+        "Chains"): its earlier statuses are skipped, not reordered. Only a slot that does not exist yet: its number
+        was just taken from the pin's counter (or is its sole source's slot 0)."""
         expr = Expr()
         now = self._now()
         fields: dict[str, Any] = {"status": NodeStatus.QUEUED.value, "node_id": node_id, "seq": seq}
@@ -322,8 +320,6 @@ class StatusWrites(Table):
             fields |= {"status": NodeStatus.RUNNING.value, "attempts": 1, "lease_until": lease_until, "started_at": now}
         if reserved:  # counted in for the chain after it (docs/architecture.md, "Chains")
             fields["reserved"] = reserved
-        if finished is not None:
-            fields |= {"started_at": now, "ended_at": now, **finished}
         return {
             "TableName": self.table,
             "Key": self._key(keys.execution_pk(execution_id), keys.node_sk(node_id, seq)),
