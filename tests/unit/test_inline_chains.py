@@ -67,7 +67,7 @@ def test_a_worker_short_of_time_publishes_the_child(engine: Engine, publisher: R
     engine.run_node(execution_id, "in", 0, chain=InlineChain(shrinking))
     published = node_events(publisher)
     assert [e["node_id"] for e in published] == ["mul"]  # `add` ran inline; `mul` goes out as an event
-    engine.run_node(execution_id, "mul", 0)  # and `out` with it, created ended by its finish (executor/outputs.py)
+    engine.run_node(execution_id, "mul", 0)  # and `out` with it, carried ended by its finish (executor/outputs.py)
     assert node_events(publisher) == []
     report = execution_report(engine.store, execution_id, outputs)
     assert report is not None

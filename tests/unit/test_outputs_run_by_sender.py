@@ -1,5 +1,6 @@
 """An output node with nothing after it, whose one value comes by a direct delivery, is run by its sender's worker
-and created ended by the sender's finish (docs/architecture.md, "Output nodes run by their sender")."""
+and recorded ended by the sender's finish, carried on the sender's item (docs/architecture.md, "Output nodes run by
+their sender")."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ class NodeFinishing(NodeGates):
         lease, the child queued by a replay): the caller then goes the unfolded way."""
         child = hop.deferred
         assert child is not None
-        ran = child.outputs_json is not None  # an output node this worker ran: created ended, nothing to run
+        ran = child.outputs_json is not None  # an output node this worker ran: carried ended, nothing to run
         outcome = self._finish(
             store, hop.execution_id, graph, node, node.attempts, error, usage, fails_run, not ran, unsaved,
             child, hop.reserved,

@@ -1,7 +1,8 @@
 """Output nodes run by their sender (docs/architecture.md, "Output nodes run by their sender"): a graph output
 with nothing after it, whose one value comes by a direct delivery, is run by the worker of the node that sends it,
-so that the sender's finish creates it ended, in the same transaction, instead of queueing it to be claimed, run
-and finished on its own. Its block is pure and reads nothing but its inputs, so running it early is running it."""
+so that the sender's finish records it ended, carried on the sender's own item, instead of queueing it to be
+claimed, run and finished on its own. Its block is pure and reads nothing but its inputs, so running it early is
+running it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from agentflow.executor import attempts
 from agentflow.executor.base import dumps
 from agentflow.graph import ValidGraph
 
-# Inputs and outputs of an output node run by its sender, together: both go on the item the sender's finish
-# creates (the value twice), in a transaction whose items should stay small
+# Inputs and outputs of an output node run by its sender, together: both go on the sender's item (the value twice
+# more), which its finish writes in a transaction whose items should stay small
 RAN_OUTPUT_BYTES = 64_000
 
 

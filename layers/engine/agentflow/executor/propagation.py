@@ -127,8 +127,8 @@ class Propagation(Lifecycle):
 
     @staticmethod
     def _run_output_now(hop: Hop, sink: str, seq: int, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        """An output node with nothing after it, run by its sender so that the sender's finish creates it ended:
-        the `ChildQueue` fields saying so, or None when it runs on its own (executor/outputs.py)."""
+        """An output node with nothing after it, run by its sender so that the sender's finish records it ended on
+        its own item: the `ChildQueue` fields saying so, or None when it runs on its own (executor/outputs.py)."""
         if hop.failed:  # a redrive runs the node again: nothing of this attempt may stay on its item
             return None
         return run_output_now(hop.graph, hop.execution_id, sink, seq, inputs, hop.store.clock)
