@@ -13,7 +13,6 @@ from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.executor import outputs as outputs_module
 from agentflow.executor import propagation as propagation_module
-from agentflow.store.dynamo import deserialize_item
 from tests import graphs
 from tests.graphs import GraphBuilder
 from tests.unit.driver import run_graph
@@ -22,15 +21,7 @@ VOLATILE = {"queued_at", "started_at", "ended_at"}
 
 
 def raw_items(engine: Engine, execution_id: str, node_id: str) -> list[dict[str, Any]]:
-    response = engine.store.client.query(
-        TableName=engine.store.table,
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :sk)",
-        ExpressionAttributeValues={
-            ":pk": {"S": keys.execution_pk(execution_id)},
-            ":sk": {"S": f"NODE#{node_id}#"},
-        },
-    )
-    return [deserialize_item(raw) or {} for raw in response["Items"]]
+    return engine.store._query(keys.execution_pk(execution_id), keys.node_prefix(node_id))
 
 
 def output_nodes(report: dict[str, Any], node_id: str = "out") -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from agentflow import keys
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.graph import validate_graph
+from agentflow.reports import execution_report
 from agentflow.store import Store
 from tests import graphs
 from tests.graphs import GraphBuilder
@@ -21,12 +22,7 @@ ITEMS = [1, 2, 3, 4, 5, 6]
 
 
 def item_kinds(engine: Engine, execution_id: str) -> list[str]:
-    response = engine.store.client.query(
-        TableName=engine.store.table,
-        KeyConditionExpression="PK = :pk",
-        ExpressionAttributeValues={":pk": {"S": keys.execution_pk(execution_id)}},
-    )
-    return [item["SK"]["S"] for item in response["Items"]]
+    return [str(item["SK"]) for item in engine.store._query(keys.execution_pk(execution_id), None)]
 
 
 def test_which_nodes_have_one_source() -> None:
@@ -114,8 +110,6 @@ def test_slot_0_and_the_counted_slots_never_meet(
 
 
 def engine_report(engine: Engine, execution_id: str) -> dict[str, Any]:
-    from agentflow.reports import execution_report
-
     report = execution_report(engine.store, execution_id)
     assert report is not None
     return report

@@ -112,16 +112,13 @@ class NodeFinishing(NodeGates):
         if outcome is NodeRunOutcome.LOST_LEASE:
             return None
         hop.deferred, hop.direct = None, None
-        if ran:
+        event = OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq)
+        hop.fresh += 0 if ran else 1
+        if ran:  # nothing left to run or to publish for it
             if chain is not None:
                 chain.steps += 1  # a child this worker ran
             self._release(hop, chain)
-            if graph.budget is not None and usage:
-                self._check_budget(store, hop.execution_id, graph)
-            return outcome
-        event = OutboundEvent.node_queued(hop.execution_id, child.node_id, child.seq)
-        hop.fresh += 1
-        if chain is not None and child.lease_until is not None:  # created claimed for this worker: it runs it
+        elif chain is not None and child.lease_until is not None:  # created claimed for this worker: it runs it
             chain.held, chain.lease_seconds = event, hop.lease_seconds
             chain.claimed = NodeRecord(
                 node_id=child.node_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentflow.blocks.sdk import BlockContext, BlockType
-from agentflow.clock import Clock, iso_at
+from agentflow.clock import Clock
 from agentflow.executor import attempts
 from agentflow.executor.base import dumps
 from agentflow.graph import ValidGraph
@@ -21,9 +21,9 @@ RAN_OUTPUT_BYTES = 64_000
 
 def run_output_now(
     graph: ValidGraph, execution_id: str, node_id: str, seq: int, inputs: dict[str, Any], clock: Clock
-) -> dict[str, Any] | None:
-    """The `ChildQueue` fields of an output node run now (its outputs, the recorded output's name, its attempt's
-    log entry), or None when it is to run on its own: not an output block, linked onwards, failed or too big."""
+) -> str | None:
+    """The outputs (JSON) of an output node run now, or None when it is to run on its own: not an output block,
+    linked onwards, failed or too big."""
     block = graph.block(node_id)
     if block.block_type is not BlockType.OUTPUT or not block.pure or graph.links_from[node_id]:
         return None
@@ -35,13 +35,9 @@ def run_output_now(
         graph=graph,
     )
     run = attempts.run_at_once(block, inputs, context)
-    if run.error is not None or run.deferred_seconds is not None or run.retryable:
+    if run.error is not None or run.deferred_seconds is not None:
         return None  # its own run says what went wrong, as without this
     outputs_json = dumps(run.outputs)
     if len(outputs_json.encode()) + len(dumps(inputs).encode()) > RAN_OUTPUT_BYTES:
         return None
-    return {
-        "outputs_json": outputs_json,
-        "recorded_output": str(inputs.get("name")),
-        "ran": {"attempt": 1, "error": None, "ended_at": iso_at(clock())},
-    }
+    return outputs_json

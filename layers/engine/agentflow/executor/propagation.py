@@ -112,8 +112,8 @@ class Propagation(Lifecycle):
         inputs = {**hop.graph.nodes[sink].input_default, pin: value}
         block_id = hop.graph.nodes[sink].block_id
         hop.direct = (link, f"{node_id}#{seq}/{out_index}/{link_index}", value)
-        if (ran := self._run_output_now(hop, sink, slot, inputs)) is not None:
-            hop.deferred = ChildQueue(sink, slot, dumps(inputs), (pin,), block_id, **ran)
+        if (outputs_json := self._run_output_now(hop, sink, slot, inputs)) is not None:
+            hop.deferred = ChildQueue(sink, slot, dumps(inputs), (pin,), block_id, outputs_json=outputs_json)
             return True
         lease_until = None
         if chain is not None and chain.has_room(lease := self._time_limit(hop.graph, sink)):
@@ -126,9 +126,9 @@ class Propagation(Lifecycle):
         return True
 
     @staticmethod
-    def _run_output_now(hop: Hop, sink: str, seq: int, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    def _run_output_now(hop: Hop, sink: str, seq: int, inputs: dict[str, Any]) -> str | None:
         """An output node with nothing after it, run by its sender so that the sender's finish records it ended on
-        its own item: the `ChildQueue` fields saying so, or None when it runs on its own (executor/outputs.py)."""
+        its own item: its outputs (JSON), or None when it runs on its own (executor/outputs.py)."""
         if hop.failed:  # a redrive runs the node again: nothing of this attempt may stay on its item
             return None
         return run_output_now(hop.graph, hop.execution_id, sink, seq, inputs, hop.store.clock)

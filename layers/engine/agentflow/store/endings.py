@@ -4,6 +4,7 @@ one transaction), queued again after a transient failure, or waiting for its sub
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,11 +49,9 @@ class ChildQueue:
     counted: int = 1
     reserved: int = 0  # the reservation the created slot holds
     max_node_count: int | None = None  # when it counts more than 1: `node_count` may be at most this before
-    # An output node its sender ran (docs/architecture.md, "Output nodes run by their sender"): carried ended on the
-    # sender's item with these outputs, as the run's recorded output `recorded_output`, its one attempt logged `ran`
+    # An output node its sender ran, with these outputs: carried ended on the sender's item (docs/architecture.md,
+    # "Output nodes run by their sender")
     outputs_json: str | None = None
-    recorded_output: str | None = None
-    ran: Mapping[str, Any] | None = None
 
 
 class NodeEndings(StatusWrites):
@@ -217,11 +216,11 @@ class NodeEndings(StatusWrites):
         now = self._now()
         item: dict[str, Any] = {"node_id": child.node_id, "seq": child.seq, "block_id": child.created_by}
         item |= {"status": NodeStatus.COMPLETED.value, "attempts": 1, "inputs": child.inputs_json}
-        item |= {"outputs": child.outputs_json, "error": None, "attempt_log": [dict(child.ran or {})]}
+        item |= {"outputs": child.outputs_json, "error": None}
+        item |= {"attempt_log": [{"attempt": 1, "error": None, "ended_at": now}]}
         item |= {key: now for key in ("created_at", "queued_at", "started_at", "ended_at", "updated_at")}
-        if child.recorded_output is not None:
-            item |= {"output_name": child.recorded_output, "recorded_at": now}
-        return item
+        name = str(json.loads(child.inputs_json).get("name"))  # as the output node's own finish names it
+        return item | {"output_name": name, "recorded_at": now}
 
     def _finish_exec_update(
         self,
