@@ -69,11 +69,12 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
 
         graph_id, version = engine.register_graph("u1", validate_graph(graphs.linear()))
         execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
-        event["detail"] = {"execution_id": execution_id, "node_id": "in", "seq": 0}
+        # `add` is the first node queued: the start ran `in` itself (executor/start_inputs.py)
+        event["detail"] = {"execution_id": execution_id, "node_id": "add", "seq": 0}
         result = handler(event, FakeLambdaContext.for_function(spec))
         assert result["outcome"] == "completed"
-        # with its lease time left, the invocation ran the chain in -> add -> mul -> out itself
-        assert result["node_executions"] == 4
+        # with its lease time left, the invocation ran the chain add -> mul -> out itself
+        assert result["node_executions"] == 3
         # out ran in mul's finish, which carries it (docs/architecture.md, "Output nodes run by their sender")
         assert [o.node_id for o in engine.store.list_outputs(execution_id, ["out"], ["mul"])] == ["out"]
         assert engine.store.get_execution(execution_id).status == "COMPLETED"
@@ -84,13 +85,14 @@ def test_sample_event_is_accepted(aws: None, sample: Path) -> None:
 
         graph_id, version = engine.register_graph("u1", validate_graph(graphs.linear()))
         execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
-        body = {"execution_id": execution_id, "node_id": "in", "seq": 0, "attempt": 1}
+        assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"  # the start ran `in`
+        body = {"execution_id": execution_id, "node_id": "add", "seq": 0, "attempt": 1}
         event["Records"][0]["body"] = json.dumps(body)
         assert handler(event, FakeLambdaContext.for_function(spec)) == {"batchItemFailures": []}
-        assert engine.store.get_node(execution_id, "in", 0).status == "COMPLETED"
-        assert engine.store.get_node(execution_id, "add", 0).status == "QUEUED"
+        assert engine.store.get_node(execution_id, "add", 0).status == "COMPLETED"
+        assert engine.store.get_node(execution_id, "mul", 0).status == "QUEUED"  # made by add's finish
         handler(event, FakeLambdaContext.for_function(spec))  # delivered again: the attempt does not run twice
-        assert engine.store.get_node(execution_id, "in", 0).attempts == 1
+        assert engine.store.get_node(execution_id, "add", 0).attempts == 1
     elif spec.code_dir.name == "webhook":
         engine = inspect.unwrap(handler).__globals__["ENGINE"]
         response = handler(webhook_sample_world(engine, event), FakeLambdaContext.for_function(spec))

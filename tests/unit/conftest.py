@@ -15,6 +15,7 @@ from agentflow.credentials.crypto import LocalKeyring
 from agentflow.credentials.vault import CredentialVault
 from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
+from agentflow.executor import start as start_module
 from agentflow.llm.settings import LlmSettings
 from agentflow.store import Store
 from agentflow_local.dynamodb import ensure_table
@@ -132,3 +133,10 @@ def server() -> Iterator[LlmServer]:
     with llm_server() as started:
         yield started
         assert not started.problems, started.problems
+
+
+@pytest.fixture
+def ordinary_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Input nodes queued by the start like any starting node, not run by it (executor/start_inputs.py): for tests
+    that drive a run by hand from its input node."""
+    monkeypatch.setattr(start_module, "run_inputs_at_start", lambda graph, execution_id, nodes, clock: nodes)

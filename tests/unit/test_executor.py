@@ -50,8 +50,9 @@ def test_static_value_arriving_last_backfills_waiting_slots(engine: Engine, publ
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, {"items": [1, 2, 3], "factor": 2}).execution_id
     publisher.take()
-    # run the items side first, all the way, then the factor input
-    assert engine.run_node(execution_id, "items", 0) is NodeRunOutcome.COMPLETED
+    # run the items side first, all the way, then the factor input (the items input, alone feeding `step`, ran at
+    # the start: docs/architecture.md, "Inputs run at the start")
+    assert engine.store.get_node(execution_id, "items", 0).status == "COMPLETED"  # type: ignore[union-attr]
     assert engine.run_node(execution_id, "step", 0) is NodeRunOutcome.COMPLETED
     assert [
         e for e in publisher.take() if e.detail_type == "NodeExecutionQueued" and e.detail["node_id"] == "mul"
@@ -171,14 +172,14 @@ def test_worker_that_lost_its_lease_cannot_finish(
     valid = validate_graph(graphs.linear())
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
-    store = engine.store
-    first = store.claim_node(execution_id, "in", 0, lease_seconds=10)
+    store = engine.store  # `add` is the first node queued: the start ran `in` (executor/start_inputs.py)
+    first = store.claim_node(execution_id, "add", 0, lease_seconds=10)
     assert first.won
     clock.now += 60
-    second = store.claim_node(execution_id, "in", 0, lease_seconds=10)
+    second = store.claim_node(execution_id, "add", 0, lease_seconds=10)
     assert second.won and second.item is not None and second.item.attempts == 2
-    assert not store.save_node_result(execution_id, "in", 0, 1, "[]", None)  # the stale worker loses
-    assert not store.finish_node(execution_id, "in", 0, 1, NodeStatus.COMPLETED)
+    assert not store.save_node_result(execution_id, "add", 0, 1, "[]", None)  # the stale worker loses
+    assert not store.finish_node(execution_id, "add", 0, 1, NodeStatus.COMPLETED)
 
 
 def test_gives_up_after_max_attempts(engine: Engine, publisher: RecordingPublisher, clock: FakeClock) -> None:
@@ -186,9 +187,9 @@ def test_gives_up_after_max_attempts(engine: Engine, publisher: RecordingPublish
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
     for _ in range(engine.settings.max_attempts):
-        assert engine.store.claim_node(execution_id, "in", 0, lease_seconds=1).won  # a worker that dies
+        assert engine.store.claim_node(execution_id, "add", 0, lease_seconds=1).won  # a worker that dies
         clock.now += 5
-    assert engine.run_node(execution_id, "in", 0) is NodeRunOutcome.FAILED
+    assert engine.run_node(execution_id, "add", 0) is NodeRunOutcome.FAILED
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id)
     assert report is not None and report["status"] == "FAILED"
@@ -200,8 +201,8 @@ def test_event_for_a_stopped_run_terminates_the_node(engine: Engine, publisher: 
     graph_id, version = engine.register_graph("u1", valid)
     execution_id = engine.start_execution("u1", graph_id, version, {"x": 1}).execution_id
     assert engine.stop(execution_id).won
-    assert engine.run_node(execution_id, "in", 0) is NodeRunOutcome.TERMINATED
-    assert engine.store.get_node(execution_id, "in", 0).status == "TERMINATED"  # type: ignore[union-attr]
+    assert engine.run_node(execution_id, "add", 0) is NodeRunOutcome.TERMINATED
+    assert engine.store.get_node(execution_id, "add", 0).status == "TERMINATED"  # type: ignore[union-attr]
     assert engine.resume(execution_id).won
     drain(engine, publisher)
     report = execution_report(engine.store, execution_id)
@@ -273,8 +274,9 @@ def test_stats_count_requests_and_events(engine: Engine, publisher: RecordingPub
     report = run_graph(engine, publisher, graphs.linear(), {"x": 2})
     stats = report["stats"]
     assert stats["node_executions"] == 4
-    # node events (not out's: mul's worker ran it, executor/outputs.py) + QUEUED, RUNNING, COMPLETED status changes
-    assert stats["events_published"] == 3 + 3
+    # node events (not in's: the start ran it, executor/start_inputs.py; not out's: mul's worker ran it,
+    # executor/outputs.py) + QUEUED, RUNNING, COMPLETED status changes
+    assert stats["events_published"] == 2 + 3
     assert stats["dynamodb_requests"] >= 4 * 5
 
 

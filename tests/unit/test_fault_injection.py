@@ -136,8 +136,8 @@ def test_crash_at_every_write_still_completes(
         state = install_crash(counting, 0, WRITES)
         run_graph(engine, publisher, graph, inputs, time_left=time_left)
         total = state["writes"]
-    # the run made writes enough for the crashes below to mean something (the linear graph's pure inline run: 10)
-    assert total >= 10
+    # the run made writes enough for the crashes below to mean something (the linear graph's pure inline run: 7)
+    assert total >= 7
     crashed_in = set()
     for crash_at in range(1, total + 1):
         with monkeypatch.context() as patch:

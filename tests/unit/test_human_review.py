@@ -118,6 +118,7 @@ def test_a_second_decision_answers_with_the_first(engine: Engine, publisher: Rec
     assert "it was REJECTED already" in str(lost.value)
 
 
+@pytest.mark.usefixtures("ordinary_start")  # driven by hand from its input node
 def test_the_run_pauses_only_once_its_other_branches_are_done(engine: Engine, publisher: RecordingPublisher) -> None:
     execution_id = start(engine, reviewed(side_branch=True), x=1)
     queued = [e.detail for e in publisher.take() if e.detail_type == NODE_EXECUTION_QUEUED]

@@ -22,6 +22,9 @@ from tests.support.clock import FakeClock
 from tests.support.crash import Crash
 from tests.unit.driver import drain, run_graph
 
+# These tests drive a chain by hand from its input node, which the start would otherwise run itself
+pytestmark = pytest.mark.usefixtures("ordinary_start")
+
 
 def plenty() -> float:
     return 250.0  # more than any test node's lease needs (the fixture's default lease is 60 s)

@@ -194,6 +194,29 @@ class ValidGraph:
         outputs = {n.id for n in self.output_nodes} & self.sole_source_sinks
         return frozenset(self.links_into[n][0].source_id for n in outputs)
 
+    @cached_property
+    def inputs_run_at_start(self) -> frozenset[str]:
+        """Input nodes the run's start may run itself, creating the slot 0 of each node they feed with all its
+        values (docs/architecture.md, "Inputs run at the start"): pure input blocks no link feeds, linked only to
+        nodes that are not started by the run and that no other node feeds, so that each of those runs once."""
+        starting = {n.id for n in self.starting_nodes}
+        chosen = {
+            n.id
+            for n in self.input_nodes
+            if not self.links_into[n.id] and self.links_from[n.id] and self.blocks[n.id].pure
+        }
+        while True:  # a node dropped may drop the sinks it shares with others: until nothing changes
+            sinks = {link.sink_id for node_id in chosen for _, link in self.links_from[node_id]}
+            shared = {
+                sink
+                for sink in sinks
+                if sink in starting or any(link.source_id not in chosen for link in self.links_into[sink])
+            }
+            dropped = {n for n in chosen if any(link.sink_id in shared for _, link in self.links_from[n])}
+            if not dropped:
+                return frozenset(chosen)
+            chosen -= dropped
+
     def first_counted_slot(self, node_id: str) -> int:
         """Where a node's pin counters start: 1 for a sole-source sink (its slot 0 is taken otherwise), else 0."""
         return 1 if node_id in self.sole_source_sinks else 0

@@ -14,6 +14,7 @@ from agentflow.credentials.models import credential_fields
 from agentflow.events import OutboundEvent
 from agentflow.executor.base import StartResult, dumps
 from agentflow.executor.node import NodeRunning
+from agentflow.executor.start_inputs import run_inputs_at_start
 from agentflow.graph import GraphValidationError, Problem, ValidGraph, validate_inputs
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store import ExecutionRecord, RunStatePort
@@ -116,6 +117,7 @@ class Starting(NodeRunning):
             if graph.graph.timeout_seconds is not None:
                 execution["deadline"] = store.clock() + graph.graph.timeout_seconds
             start_nodes = _start_nodes(graph, inputs, trigger_payload)
+            start_nodes = run_inputs_at_start(graph, execution["execution_id"], start_nodes, store.clock)
             execution_id, created = store.create_execution(execution, inputs_json, start_nodes, idempotency_key)
             unit.execution_id = execution_id
             # as just written (saves a read); a start that lost its idempotency key to another reads the winner's

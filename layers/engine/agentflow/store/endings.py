@@ -12,6 +12,7 @@ from typing import Any
 from agentflow import keys
 from agentflow.statuses import NODE_TRANSITIONS, ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, update_expression
+from agentflow.store.records import ended_node_fields
 from agentflow.store.transitions import StatusWrites
 
 # (run total on META, node usage field): what finishing a node adds to its run
@@ -215,10 +216,7 @@ class NodeEndings(StatusWrites):
         nodes run by their sender"). Its sender's item carries it: one item fewer to write and to stamp."""
         now = self._now()
         item: dict[str, Any] = {"node_id": child.node_id, "seq": child.seq, "block_id": child.created_by}
-        item |= {"status": NodeStatus.COMPLETED.value, "attempts": 1, "inputs": child.inputs_json}
-        item |= {"outputs": child.outputs_json, "error": None}
-        item |= {"attempt_log": [{"attempt": 1, "error": None, "ended_at": now}]}
-        item |= {key: now for key in ("created_at", "queued_at", "started_at", "ended_at", "updated_at")}
+        item |= {"inputs": child.inputs_json, "outputs": child.outputs_json} | ended_node_fields(now)
         name = str(json.loads(child.inputs_json).get("name"))  # as the output node's own finish names it
         return item | {"output_name": name, "recorded_at": now}
 

@@ -235,6 +235,15 @@ class RecordedOutput:
         )
 
 
+def ended_node_fields(now: str) -> Item:
+    """What a node execution that ended after one attempt at `now` has on its item besides its node, slot, block,
+    inputs and outputs: COMPLETED, as its own finish would have left it (an output node its sender ran, an input
+    run at the start)."""
+    item: Item = {"status": NodeStatus.COMPLETED.value, "attempts": 1, "error": None}
+    item["attempt_log"] = [{"attempt": 1, "error": None, "ended_at": now}]
+    return item | {key: now for key in ("created_at", "queued_at", "started_at", "ended_at", "updated_at")}
+
+
 def node_executions_in(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The node executions a NODE item holds, each in the layout of a NODE item: its own, and that of an output node
     its sender ran, which the sender's item carries (docs/architecture.md, "Output nodes run by their sender")."""

@@ -18,6 +18,7 @@ from agentflow.store.records import (
     NodeRecord,
     RecordedOutput,
     RunSnapshot,
+    ended_node_fields,
     in_recorded_order,
     node_executions_in,
 )
@@ -33,13 +34,15 @@ class RunItems(Table):
         start_nodes: list[Item],
         idempotency_key: str | None,
     ) -> tuple[str, bool]:
-        """Write an INCOMPLETE execution and its QUEUED starting nodes; (id, created). With an idempotency key
-        already used, nothing is created and the existing execution's id is returned."""
+        """Write an INCOMPLETE execution and its starting nodes, QUEUED unless an item says COMPLETED (an input
+        run at the start: executor/start_inputs.py); (id, created). With an idempotency key already used, nothing
+        is created and the existing execution's id is returned."""
         execution_id = execution["execution_id"]
         pk = keys.execution_pk(execution_id)
         now = self._now()
         self._put_start_items(pk, inputs_json, start_nodes, now)
-        meta = self._meta_item(execution, len(start_nodes), idempotency_key, now)
+        queued = sum(1 for n in start_nodes if n.get("status", NodeStatus.QUEUED.value) == NodeStatus.QUEUED.value)
+        meta = self._meta_item(execution, queued, len(start_nodes), idempotency_key, now)
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -94,11 +97,7 @@ class RunItems(Table):
                     "PutRequest": {
                         "Item": {
                             **self._key(pk, keys.node_sk(n["node_id"], n["seq"])),
-                            **{k: serialize(v) for k, v in n.items()},
-                            "status": serialize(NodeStatus.QUEUED.value),
-                            "created_at": serialize(now),
-                            "queued_at": serialize(now),
-                            "attempts": serialize(0),
+                            **{k: serialize(v) for k, v in self._start_item(n, now).items()},
                         }
                     }
                 }
@@ -107,14 +106,21 @@ class RunItems(Table):
             self._batch_write(requests)
 
     @staticmethod
-    def _meta_item(execution: Item, start_count: int, idempotency_key: str | None, now: str) -> Item:
+    def _start_item(node: Item, now: str) -> Item:
+        """A starting node's item: QUEUED, or ended after one attempt as its own finish would have left it."""
+        if node.get("status") == NodeStatus.COMPLETED.value:
+            return ended_node_fields(now) | node
+        return {"status": NodeStatus.QUEUED.value, "created_at": now, "queued_at": now, "attempts": 0} | node
+
+    @staticmethod
+    def _meta_item(execution: Item, pending: int, node_count: int, idempotency_key: str | None, now: str) -> Item:
         execution_id = execution["execution_id"]
         meta = {
             **execution,
             "status": ExecutionStatus.INCOMPLETE.value,
             "history": [{"status": ExecutionStatus.INCOMPLETE.value, "at": now}],
-            "pending": start_count,
-            "node_count": start_count,
+            "pending": pending,
+            "node_count": node_count,
             "failed_nodes": 0,
             "created_at": now,
             "updated_at": now,
