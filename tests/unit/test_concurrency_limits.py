@@ -69,6 +69,13 @@ def slot_item(engine: Engine, graph_id: str) -> dict[str, Any] | None:
     return deserialize_item(raw)
 
 
+def slot_unused(engine: Engine, graph_id: str) -> bool:
+    """Nobody holds or waits for a slot of the graph: its item is gone, or left empty by the last give-back for the
+    graph's next run (the sweeper drops it once idle: store/slots.py)."""
+    item = slot_item(engine, graph_id)
+    return item is None or (not item.get("holders") and not item.get("waiting"))
+
+
 def holders(engine: Engine, graph_id: str) -> set[str]:
     return set((slot_item(engine, graph_id) or {}).get("holders") or ())
 
@@ -185,7 +192,7 @@ def test_runs_over_the_cap_wait_with_no_event_out_and_start_oldest_first(
     assert [r["outputs"]["result"] for r in reports if r] == [[(x + 34) * 2.0] for x in range(5)]
     starts = [first_running_at(engine, r) for r in runs]
     assert starts == sorted(starts) and len(set(starts)) == 5  # admitted oldest first
-    assert slot_item(engine, graph[0]) is None  # nobody holds or waits: the item is gone
+    assert slot_unused(engine, graph[0])  # nobody holds or waits
 
 
 def test_a_new_start_does_not_pass_the_runs_that_wait(
@@ -231,7 +238,7 @@ def test_a_duplicate_start_takes_one_slot_and_a_waiting_run_waits_once(
     assert queued_runs(publisher.events) == {first[0].execution_id}
     drain(engine, publisher)
     assert status(engine, first[0].execution_id) is status(engine, waiting) is E.COMPLETED
-    assert slot_item(engine, graph_id) is None
+    assert slot_unused(engine, graph_id)
 
 
 def test_sub_agent_runs_are_exempt_from_their_graphs_cap(engine: Engine, publisher: RecordingPublisher) -> None:
@@ -254,7 +261,7 @@ def test_sub_agent_runs_are_exempt_from_their_graphs_cap(engine: Engine, publish
     publisher.publish(held)
     drain(engine, publisher)
     assert status(engine, top_level) is E.COMPLETED
-    assert slot_item(engine, child[0]) is None and slot_item(engine, parent[0]) is None
+    assert slot_unused(engine, child[0]) and slot_unused(engine, parent[0])
 
 
 # -- stop, resume, redrive
@@ -276,7 +283,7 @@ def test_a_stopped_waiting_run_stops_waiting_and_resumes_only_with_a_free_slot(
     assert status(engine, second) is E.TERMINATED
     drain(engine, publisher)
     assert status(engine, first) is E.COMPLETED and status(engine, second) is E.TERMINATED  # not admitted
-    assert slot_item(engine, graph[0]) is None
+    assert slot_unused(engine, graph[0])
     resumed = engine.resume(second)
     assert resumed.won and resumed.status == "RUNNING"
     assert holders(engine, graph[0]) == {second}
@@ -285,7 +292,7 @@ def test_a_stopped_waiting_run_stops_waiting_and_resumes_only_with_a_free_slot(
     drain(engine, publisher)
     report = execution_report(engine.store, second, ["result"])
     assert report is not None and report["status"] == "COMPLETED" and report["outputs"]["result"] == [70.0]  # x = 1
-    assert slot_item(engine, graph[0]) is None
+    assert slot_unused(engine, graph[0])
 
 
 def test_stopping_a_run_gives_its_slot_to_the_oldest_waiting_run(
@@ -299,14 +306,14 @@ def test_stopping_a_run_gives_its_slot_to_the_oldest_waiting_run(
     assert holders(engine, graph[0]) == {runs[1]}
     drain_within_cap(engine, publisher, clock, graph[0], runs, cap=1)
     assert [status(engine, r) for r in runs] == [E.TERMINATED, E.COMPLETED, E.COMPLETED]
-    assert slot_item(engine, graph[0]) is None
+    assert slot_unused(engine, graph[0])
 
 
 def test_a_redrive_takes_a_slot_or_is_refused(engine: Engine, publisher: RecordingPublisher) -> None:
     graph_id, version = register(engine, divider(1))
     failing = engine.start_execution(USER, graph_id, version, {"a": 1, "b": 0}).execution_id
     drain(engine, publisher)
-    assert status(engine, failing) is E.FAILED and slot_item(engine, graph_id) is None  # given back as it failed
+    assert status(engine, failing) is E.FAILED and slot_unused(engine, graph_id)  # given back as it failed
     holder = engine.start_execution(USER, graph_id, version, {"a": 6, "b": 3}).execution_id
     with pytest.raises(RedriveRefused, match=r"cannot be redriven now: graph \S+ is at its cap of 1 running run "):
         engine.redrive(failing)
@@ -317,7 +324,7 @@ def test_a_redrive_takes_a_slot_or_is_refused(engine: Engine, publisher: Recordi
     assert moved.won and holders(engine, graph_id) == {failing}
     drain(engine, publisher)
     assert status(engine, failing) is E.FAILED  # b is still 0; and it gave the slot back again
-    assert slot_item(engine, graph_id) is None
+    assert slot_unused(engine, graph_id)
 
 
 # -- the sweeper
@@ -341,7 +348,7 @@ def test_the_sweeper_gives_back_a_slot_a_dead_worker_kept_and_admits_the_oldest_
     assert again.slots_released == again.admitted == 0
     drain_within_cap(engine, publisher, clock, graph[0], runs, cap=1)
     assert [status(engine, r) for r in runs] == [E.COMPLETED] * 3
-    assert slot_item(engine, graph[0]) is None
+    assert slot_unused(engine, graph[0])
 
 
 def test_the_sweeper_admits_a_waiting_run_whose_wake_up_was_lost_and_never_republishes_it_early(
@@ -365,7 +372,7 @@ def test_the_sweeper_admits_a_waiting_run_whose_wake_up_was_lost_and_never_repub
     assert run is not None and not run.awaiting_slot and holders(engine, graph[0]) == {second}
     assert engine.sweep(now=clock.now).republished == 0  # just admitted: its events are not lost yet
     drain(engine, publisher)
-    assert status(engine, second) is E.COMPLETED and slot_item(engine, graph[0]) is None
+    assert status(engine, second) is E.COMPLETED and slot_unused(engine, graph[0])
 
 
 def test_a_run_that_times_out_while_waiting_stops_waiting(
@@ -378,7 +385,7 @@ def test_a_run_that_times_out_while_waiting_stops_waiting(
     report = engine.sweep(now=clock.now)
     assert report.timed_out == 2
     assert status(engine, first) is status(engine, second) is E.FAILED
-    assert slot_item(engine, graph[0]) is None  # the holder gave it back, the waiter stopped waiting
+    assert slot_unused(engine, graph[0])  # the holder gave it back, the waiter stopped waiting
 
 
 # -- a crash at every write
@@ -466,6 +473,34 @@ def test_a_crash_at_every_write_still_completes_both_runs_within_the_cap_and_lea
         assert [o["outputs"]["result"] for o in outputs if o] == [[70.0], [72.0]], (crash_at, state["crashed"])
         clock.now += 3600
         engine.sweep(stale_after_seconds=60, now=clock.now)  # whatever a crash left is reconciled
-        assert slot_item(engine, graph[0]) is None, (crash_at, state["crashed"])
+        assert slot_unused(engine, graph[0]), (crash_at, state["crashed"])
         crashed_in.add(state["crashed"])
     assert {"take_slot", "release_slot", "wait_for_slot", "admit_waiting"} <= crashed_in
+
+
+def test_a_give_back_leaves_the_slot_item_which_the_sweeper_drops_once_idle(
+    engine: Engine, publisher: RecordingPublisher, clock: FakeClock
+) -> None:
+    """The next run of the graph takes its slot on the item left (1 write unit, no index entry to write); the
+    sweeper deletes an item nobody has used for SLOT_IDLE_SECONDS, and never one that is held."""
+    from agentflow.executor.admission import SLOT_IDLE_SECONDS
+
+    graph = register(engine, capped(graphs.linear(), 2))
+    first = engine.start_execution(USER, graph[0], graph[1], {"x": 1}).execution_id
+    drain(engine, publisher)
+    assert status(engine, first) is E.COMPLETED
+    left = slot_item(engine, graph[0])
+    assert left is not None and not left.get("holders") and "GSI2PK" in left  # left, empty, on the index
+    clock.now += SLOT_IDLE_SECONDS - 1
+    engine.sweep(stale_after_seconds=60, now=clock.now)
+    assert slot_item(engine, graph[0]) is not None  # used within the hour: kept
+    second = engine.start_execution(USER, graph[0], graph[1], {"x": 2}).execution_id
+    assert holders(engine, graph[0]) == {second}
+    clock.now += 2 * SLOT_IDLE_SECONDS
+    engine.sweep(stale_after_seconds=60, now=clock.now)
+    assert holders(engine, graph[0]) == {second}  # held: never dropped, however old
+    drain(engine, publisher)
+    assert status(engine, second) is E.COMPLETED and slot_unused(engine, graph[0])
+    clock.now += SLOT_IDLE_SECONDS + 1
+    engine.sweep(stale_after_seconds=60, now=clock.now)
+    assert slot_item(engine, graph[0]) is None  # idle for more than the hour: dropped, off the index

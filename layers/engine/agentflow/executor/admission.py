@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from agentflow.clock import iso_at
 from agentflow.executor.base import SweepReport
 from agentflow.executor.start import Starting
 from agentflow.statuses import ExecutionStatus
@@ -30,6 +31,7 @@ from agentflow.store.slots import AdmitOutcome, SlotRecord
 logger = logging.getLogger(__name__)
 
 E = ExecutionStatus
+SLOT_IDLE_SECONDS = 3600  # a slot item nobody used for this long is dropped by the sweeper (store/slots.py)
 # The statuses in which a run keeps its slot: starting (the take comes first), waiting for its nodes, running, or
 # paused for a person's review (REVIEW, compared as text). Anything else has given it back.
 HOLDING = frozenset({"INCOMPLETE", "QUEUED", "RUNNING", "REVIEW"})
@@ -106,7 +108,7 @@ class Admission(Starting):
             if slot.waiting > 0:
                 report.admitted += self._admit_waiting(store, slot.user_id, slot.graph_id)
             elif len(slot.holders) == released:
-                store.drop_empty_slot(slot.user_id, slot.graph_id)
+                store.drop_empty_slot(slot.user_id, slot.graph_id, iso_at(store.clock() - SLOT_IDLE_SECONDS))
 
     @staticmethod
     def _reconcile(store: RunStatePort, slot: SlotRecord) -> int:

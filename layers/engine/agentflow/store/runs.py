@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agentflow import keys
+from agentflow.clock import epoch_of, iso_at
 from agentflow.errors import Conflict
 from agentflow.statuses import ExecutionStatus, NodeStatus
 from agentflow.store.dynamo import Expr, Item, Meter, Table, error_code, serialize, update_expression
@@ -84,7 +85,10 @@ class RunItems(Table):
 
     def _put_start_items(self, pk: str, inputs_json: str, start_nodes: list[Item], now: str) -> None:
         """Inputs and starting nodes, written before the execution (more than a transaction holds): orphans are
-        harmless if the execution's own write then loses."""
+        harmless if the execution's own write then loses. Beside nodes the start ran, queued ones are queued a
+        millisecond later, after them, so that reports (ordered by `queued_at`) list the nodes as they ran."""
+        ran = any(n.get("status") == NodeStatus.COMPLETED.value for n in start_nodes)
+        queued_at = iso_at(epoch_of(now) + 0.001) if ran else now
         self._call(
             "put_item",
             TableName=self.table,
@@ -97,7 +101,7 @@ class RunItems(Table):
                     "PutRequest": {
                         "Item": {
                             **self._key(pk, keys.node_sk(n["node_id"], n["seq"])),
-                            **{k: serialize(v) for k, v in self._start_item(n, now).items()},
+                            **{k: serialize(v) for k, v in self._start_item(n, now, queued_at).items()},
                         }
                     }
                 }
@@ -106,11 +110,11 @@ class RunItems(Table):
             self._batch_write(requests)
 
     @staticmethod
-    def _start_item(node: Item, now: str) -> Item:
+    def _start_item(node: Item, now: str, queued_at: str) -> Item:
         """A starting node's item: QUEUED, or ended after one attempt as its own finish would have left it."""
         if node.get("status") == NodeStatus.COMPLETED.value:
             return ended_node_fields(now) | node
-        return {"status": NodeStatus.QUEUED.value, "created_at": now, "queued_at": now, "attempts": 0} | node
+        return {"status": NodeStatus.QUEUED.value, "created_at": now, "queued_at": queued_at, "attempts": 0} | node
 
     @staticmethod
     def _meta_item(execution: Item, pending: int, node_count: int, idempotency_key: str | None, now: str) -> Item:

@@ -6,8 +6,9 @@ run holds one already, so a repeat takes nothing more); a give-back one DELETE. 
 `awaiting_slot` on its META, a marker item listing it oldest first (GSI1) and `waiting` + 1, in one transaction.
 Its admission takes the slot, deletes the marker, counts it out of `waiting` and clears the flag in one
 transaction, so exactly one admitter wins and the cap is never passed. `waiting` changes only in the transactions
-that write or delete a marker, so it is the number of markers. A slot item with no holder and no waiter is deleted,
-which takes it off GSI2 (`SLOTS`), where the sweeper finds the items to reconcile."""
+that write or delete a marker, so it is the number of markers. A give-back leaves the item, empty, for the graph's
+next run; the sweeper, which finds the items to reconcile on GSI2 (`SLOTS`), deletes one nobody has held or waited
+for since an hour (`SLOT_IDLE_SECONDS`), which takes it off the index."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ class SlotsPort(Protocol):
         self, user_id: str, graph_id: str, execution_id: str, while_status: str | None = None
     ) -> Release: ...
 
-    def drop_empty_slot(self, user_id: str, graph_id: str) -> bool: ...
+    def drop_empty_slot(self, user_id: str, graph_id: str, idle_since: str) -> bool: ...
 
     def list_slots(self) -> list[SlotRecord]: ...
 
@@ -211,7 +212,8 @@ class SlotItems(StatusWrites):
         update = {
             "TableName": self.table,
             "Key": self._key(keys.user_pk(user_id), keys.slots_sk(graph_id)),
-            "UpdateExpression": f"DELETE {holders} {ex.v({execution_id})}",
+            "UpdateExpression": f"DELETE {holders} {ex.v({execution_id})} "
+            f"SET {ex.n('released_at')} = {ex.v(self._now())}",
             "ConditionExpression": f"contains({holders}, {ex.v(execution_id)})",
             **ex.params(),
         }
@@ -229,16 +231,17 @@ class SlotItems(StatusWrites):
             actions = [{"Update": update}, {"ConditionCheck": check}]
             done = Transition(self._retrying(lambda: self._transact_codes(actions)) is None, None)
             left = self._get(keys.user_pk(user_id), keys.slots_sk(graph_id)) or {}  # a transaction returns no item
-        if done.won and not left.get("holders") and not left.get("waiting"):
-            self.drop_empty_slot(user_id, graph_id)
         return Release(done.won, int(left.get("waiting", 0)))
 
-    def drop_empty_slot(self, user_id: str, graph_id: str) -> bool:
-        """Delete the slot item while nobody holds or waits for a slot (a take or a wait writes it again)."""
+    def drop_empty_slot(self, user_id: str, graph_id: str, idle_since: str) -> bool:
+        """Delete the slot item while nobody holds or waits for a slot and none was given back after `idle_since`
+        (a take or a wait writes it again). The give-back leaves it: the graph's next run takes a slot on it for 1
+        write unit instead of creating it (2, its index entry too), and the give-back needs no delete (2)."""
         ex = Expr()
-        waiting = ex.n("waiting")
+        waiting, released = ex.n("waiting"), ex.n("released_at")
         condition = (
             f"attribute_not_exists({ex.n('holders')}) AND (attribute_not_exists({waiting}) OR {waiting} <= {ex.v(0)})"
+            f" AND (attribute_not_exists({released}) OR {released} <= {ex.v(idle_since)})"
         )
         pk, sk = keys.user_pk(user_id), keys.slots_sk(graph_id)
         return self._retrying(lambda: self._delete_if(pk, sk, condition, ex))
