@@ -91,6 +91,7 @@ def _plenty() -> float:  # a worker with all the time a chain needs: it runs eve
 LINEAR = (graphs.linear(), {"x": 3})
 STATIC_FEED = (graphs.static_feed(), {"items": [1, 2], "factor": 3})
 FAN_OUT = (graphs.fan_out(), {"items": [1, 2, 3]})
+DIAMOND = (graphs.diamond(), {"x": 2})
 
 
 @pytest.mark.parametrize(
@@ -106,6 +107,9 @@ FAN_OUT = (graphs.fan_out(), {"items": [1, 2, 3]})
         # a fan-out to a sink that needs nothing else: its slots are created queued, in one transaction
         (*FAN_OUT, None, True),
         (*FAN_OUT, None, False),
+        # a join whose two values come from nodes that run once: each fills slot 0 itself, with no delivery record
+        (*DIAMOND, None, True),
+        (*DIAMOND, None, False),
     ],
     ids=[
         "linear",
@@ -115,6 +119,8 @@ FAN_OUT = (graphs.fan_out(), {"items": [1, 2, 3]})
         "static_feed-pure-inline",
         "fan_out",
         "fan_out-pure",
+        "diamond",
+        "diamond-pure",
     ],
 )
 def test_crash_at_every_write_still_completes(

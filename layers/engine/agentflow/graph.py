@@ -217,6 +217,25 @@ class ValidGraph:
                 return frozenset(chosen)
             chosen -= dropped
 
+    @cached_property
+    def first_value_links(self) -> frozenset[int]:
+        """Links whose value, when the one execution of their source sends them only one, goes straight into slot 0
+        of their sink, with no delivery record (docs/architecture.md, "Joins fed once"): from a node that runs once
+        (started by the run with no link into it, or fed by inputs run at the start alone), not static, into a pin
+        no other link feeds, of a node that neither the run starts nor keeps slot 0 for one source."""
+        starting = {n.id for n in self.starting_nodes}
+        fed_at_start = {link.sink_id for n in self.inputs_run_at_start for _, link in self.links_from[n]}
+        once = {n for n in starting if not self.links_into[n]} | fed_at_start
+        return frozenset(
+            index
+            for index, link in enumerate(self.graph.links)
+            if link.source_id in once
+            and not link.is_static
+            and link.sink_id not in starting
+            and link.sink_id not in self.sole_source_sinks
+            and sum(1 for other in self.links_into[link.sink_id] if other.sink_name == link.sink_name) == 1
+        )
+
     def first_counted_slot(self, node_id: str) -> int:
         """Where a node's pin counters start: 1 for a sole-source sink (its slot 0 is taken otherwise), else 0."""
         return 1 if node_id in self.sole_source_sinks else 0

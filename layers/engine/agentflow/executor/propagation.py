@@ -75,6 +75,10 @@ class Propagation(Lifecycle):
                     if not self._deliver_reserved(hop, link, f"{node_id}#{seq}/*/{link_index}", values):
                         return False
                     continue
+                if len(values) == 1 and link_index in hop.graph.first_value_links:
+                    if not self._fill_first(hop, link, values[0][1]):
+                        return False
+                    continue
                 for out_index, selected in values:
                     if not self._deliver(hop, link, f"{node_id}#{seq}/{out_index}/{link_index}", selected):
                         return False
@@ -241,6 +245,15 @@ class Propagation(Lifecycle):
                 if seq != delivery.slot and not self._try_queue(hop, sink, seq, waiting, replay=False):
                     return False
         return True
+
+    def _fill_first(self, hop: Hop, link: Link, value: Any) -> bool:
+        """The one value the one execution of a node that runs once sends down a link into a pin nothing else
+        feeds: it can only ever be that pin's first, so it fills slot 0 itself, with no delivery record to write
+        and to stamp (docs/architecture.md, "Joins fed once"). A replay finds the pin filled, as with a record."""
+        sink = link.sink_id
+        block_id = hop.graph.nodes[sink].block_id
+        delivery = hop.store.fill_reserved(hop.execution_id, sink, block_id, link.sink_name, 0, dumps(value))
+        return self._try_queue(hop, sink, delivery.slot, delivery.node, delivery.replay)
 
     def _try_queue(self, hop: Hop, node_id: str, seq: int, slot: NodeRecord | None, replay: bool) -> bool:
         """Queue a slot if every linked pin has its value. False only when the execution stopped running."""
