@@ -102,13 +102,14 @@ class Admission(Starting):
         """Give back the slots of runs that stopped or ended without giving them back (their worker died), drop
         slot items nobody uses, and admit waiting runs wherever a slot is free."""
         store = self.store
+        idle_since = iso_at(store.clock() - SLOT_IDLE_SECONDS)
         for slot in store.list_slots():
-            released = self._reconcile(store, slot)
-            report.slots_released += released
+            report.slots_released += self._reconcile(store, slot)
             if slot.waiting > 0:
                 report.admitted += self._admit_waiting(store, slot.user_id, slot.graph_id)
-            elif len(slot.holders) == released:
-                store.drop_empty_slot(slot.user_id, slot.graph_id, iso_at(store.clock() - SLOT_IDLE_SECONDS))
+            elif not slot.holders and (slot.released_at or "") <= idle_since:
+                # idle as read (a refused delete would bill a write each sweep); the delete checks it again
+                store.drop_empty_slot(slot.user_id, slot.graph_id, idle_since)
 
     @staticmethod
     def _reconcile(store: RunStatePort, slot: SlotRecord) -> int:

@@ -60,6 +60,7 @@ class SlotRecord:
     graph_id: str
     holders: frozenset[str]  # the runs holding a slot
     waiting: int  # the runs waiting for one
+    released_at: str | None = None  # the last give-back (an item left for the graph's next run)
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ class SlotItems(StatusWrites):
                     graph_id=str(item["SK"]).removeprefix(keys.SLOTS_PREFIX),
                     holders=frozenset(str(h) for h in item.get("holders") or ()),
                     waiting=int(item.get("waiting", 0)),
+                    released_at=None if item.get("released_at") is None else str(item["released_at"]),
                 )
             )
         return slots
