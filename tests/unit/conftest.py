@@ -13,7 +13,7 @@ from moto import mock_aws
 from agentflow.config import Settings
 from agentflow.credentials.crypto import LocalKeyring
 from agentflow.credentials.vault import CredentialVault
-from agentflow.events import RecordingPublisher
+from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.executor import start as start_module
 from agentflow.llm.settings import LlmSettings
@@ -140,3 +140,17 @@ def ordinary_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """Input nodes queued by the start like any starting node, not run by it (executor/start_inputs.py): for tests
     that drive a run by hand from its input node."""
     monkeypatch.setattr(start_module, "run_inputs_at_start", lambda graph, execution_id, nodes, clock: nodes)
+
+
+@pytest.fixture
+def published(publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The node of every NodeExecutionQueued event published (the driver still takes them as it runs them)."""
+    nodes: list[str] = []
+    real = publisher.publish
+
+    def publish(events: Any) -> None:
+        nodes.extend(str(e.detail["node_id"]) for e in events if e.detail_type == NODE_EXECUTION_QUEUED)
+        real(events)
+
+    monkeypatch.setattr(publisher, "publish", publish)
+    return nodes

@@ -57,3 +57,19 @@ def run_graph(
     report = execution_report(engine.store, execution_id, valid.output_names)
     assert report is not None
     return report
+
+
+REPORT_TIMES = {"queued_at", "started_at", "ended_at"}
+
+
+def report_nodes(report: dict[str, Any], node_id: str | None = None) -> list[dict[str, Any]]:
+    """The node executions as the report shows them (the API's and the CLI's view), all or `node_id`'s, less their
+    timestamps, by node and slot: for comparing a run with the same graph run another way."""
+    nodes = [
+        {k: v for k, v in n.items() if k not in REPORT_TIMES}
+        for n in report["nodes"]
+        if node_id is None or n["node_id"] == node_id
+    ]
+    for node in nodes:
+        node["attempt_log"] = [{k: v for k, v in e.items() if k != "ended_at"} for e in node["attempt_log"]]
+    return sorted(nodes, key=lambda n: (n["node_id"], n["seq"]))

@@ -8,37 +8,13 @@ from typing import Any
 import pytest
 
 from agentflow import keys
-from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
+from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.executor import start as start_module
 from agentflow.graph import validate_graph
 from tests import graphs
 from tests.graphs import GraphBuilder
-from tests.unit.driver import run_graph
-
-VOLATILE = {"queued_at", "started_at", "ended_at"}
-
-
-def report_nodes(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node execution as the report shows it (the API's and the CLI's view), less its timestamps."""
-    nodes = [{k: v for k, v in n.items() if k not in VOLATILE} for n in report["nodes"]]
-    for node in nodes:
-        node["attempt_log"] = [{k: v for k, v in e.items() if k != "ended_at"} for e in node["attempt_log"]]
-    return sorted(nodes, key=lambda n: (n["node_id"], n["seq"]))
-
-
-@pytest.fixture
-def published(publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The node of every NodeExecutionQueued event published."""
-    nodes: list[str] = []
-    real = publisher.publish
-
-    def publish(events: Any) -> None:
-        nodes.extend(str(e.detail["node_id"]) for e in events if e.detail_type == NODE_EXECUTION_QUEUED)
-        real(events)
-
-    monkeypatch.setattr(publisher, "publish", publish)
-    return nodes
+from tests.unit.driver import report_nodes, run_graph
 
 
 def two_inputs_join() -> dict[str, Any]:

@@ -14,16 +14,7 @@ from agentflow.executor import Engine
 from agentflow.graph import ValidGraph, validate_graph
 from tests import graphs
 from tests.graphs import GraphBuilder
-from tests.unit.driver import run_graph
-
-VOLATILE = {"queued_at", "started_at", "ended_at"}
-
-
-def report_nodes(report: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [{k: v for k, v in n.items() if k not in VOLATILE} for n in report["nodes"]]
-    for node in nodes:
-        node["attempt_log"] = [{k: v for k, v in e.items() if k != "ended_at"} for e in node["attempt_log"]]
-    return sorted(nodes, key=lambda n: (n["node_id"], n["seq"]))
+from tests.unit.driver import report_nodes, run_graph
 
 
 def pins_items(engine: Engine, execution_id: str) -> list[str]:

@@ -9,41 +9,17 @@ from typing import Any
 import pytest
 
 from agentflow import keys
-from agentflow.events import NODE_EXECUTION_QUEUED, RecordingPublisher
+from agentflow.events import RecordingPublisher
 from agentflow.executor import Engine
 from agentflow.executor import outputs as outputs_module
 from agentflow.executor import propagation as propagation_module
 from tests import graphs
 from tests.graphs import GraphBuilder
-from tests.unit.driver import run_graph
-
-VOLATILE = {"queued_at", "started_at", "ended_at"}
+from tests.unit.driver import report_nodes, run_graph
 
 
 def raw_items(engine: Engine, execution_id: str, node_id: str) -> list[dict[str, Any]]:
     return engine.store._query(keys.execution_pk(execution_id), keys.node_prefix(node_id))
-
-
-def output_nodes(report: dict[str, Any], node_id: str = "out") -> list[dict[str, Any]]:
-    """The node's executions as the report shows them (the API's and the CLI's view), less their timestamps."""
-    nodes = [{k: v for k, v in n.items() if k not in VOLATILE} for n in report["nodes"] if n["node_id"] == node_id]
-    for node in nodes:
-        node["attempt_log"] = [{k: v for k, v in e.items() if k != "ended_at"} for e in node["attempt_log"]]
-    return nodes
-
-
-@pytest.fixture
-def published(publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The node of every NodeExecutionQueued event published (the driver takes them as it runs them)."""
-    nodes: list[str] = []
-    real = publisher.publish
-
-    def publish(events: Any) -> None:
-        nodes.extend(str(e.detail["node_id"]) for e in events if e.detail_type == NODE_EXECUTION_QUEUED)
-        real(events)
-
-    monkeypatch.setattr(publisher, "publish", publish)
-    return nodes
 
 
 def test_the_output_node_is_stored_as_its_own_run_would_store_it(
@@ -58,7 +34,7 @@ def test_the_output_node_is_stored_as_its_own_run_would_store_it(
         assert "out" in published  # the reference: queued, claimed, run and finished on its own
     assert ran["outputs"] == alone["outputs"] == {"result": [74.0]}
     assert ran["stats"]["node_executions"] == alone["stats"]["node_executions"] == 4
-    mine, reference = output_nodes(ran), output_nodes(alone)
+    mine, reference = report_nodes(ran, "out"), report_nodes(alone, "out")
     assert (
         mine == reference
         and mine[0]["status"] == "COMPLETED"
@@ -106,7 +82,7 @@ def test_it_counts_against_the_node_limit_exactly(engine: Engine, publisher: Rec
     assert report["stats"]["node_executions"] == 3
     assert report["outputs"] == {"result": []}
     # refused with the finish, its value went the recorded way, to a slot the limit left unqueued
-    assert [o["status"] for o in output_nodes(report)] == ["INCOMPLETE"]
+    assert [o["status"] for o in report_nodes(report, "out")] == ["INCOMPLETE"]
 
 
 @pytest.mark.parametrize(("seed", "copies"), [(5, 3), (9, 3)])
@@ -116,6 +92,6 @@ def test_a_fan_in_to_outputs_records_each_output_once(
     report = run_graph(engine, publisher, graphs.fan_out(), {"items": [1, 2, 3, 4]}, seed=seed, copies=copies)
     assert report["status"] == "COMPLETED", report["error"]
     assert sorted(report["outputs"]["squares"]) == [1.0, 4.0, 9.0, 16.0]
-    outs = output_nodes(report)
+    outs = report_nodes(report, "out")
     assert len(outs) == 4 and {o["status"] for o in outs} == {"COMPLETED"} and {o["attempts"] for o in outs} == {1}
     assert report["stats"]["node_executions"] == 2 + 2 * 4

@@ -180,7 +180,7 @@ class ValidGraph:
         """Nodes whose slot 0 is kept for their one source's first execution, which creates it without taking a
         number (docs/architecture.md, "Direct deliveries"): fed by exactly one link, not static and not from
         themselves, and not started by the run (which creates a starting node's slot 0)."""
-        starting = {n.id for n in self.starting_nodes}
+        starting = self.starting_ids
         return frozenset(
             node_id
             for node_id, links in self.links_into.items()
@@ -199,7 +199,7 @@ class ValidGraph:
         """Input nodes the run's start may run itself, creating the slot 0 of each node they feed with all its
         values (docs/architecture.md, "Inputs run at the start"): pure input blocks no link feeds, linked only to
         nodes that are not started by the run and that no other node feeds, so that each of those runs once."""
-        starting = {n.id for n in self.starting_nodes}
+        starting = self.starting_ids
         chosen = {
             n.id
             for n in self.input_nodes
@@ -223,7 +223,7 @@ class ValidGraph:
         of their sink, with no delivery record (docs/architecture.md, "Joins fed once"): from a node that runs once
         (started by the run with no link into it, or fed by inputs run at the start alone), not static, into a pin
         no other link feeds, of a node that neither the run starts nor keeps slot 0 for one source."""
-        starting = {n.id for n in self.starting_nodes}
+        starting = self.starting_ids
         fed_at_start = {link.sink_id for n in self.inputs_run_at_start for _, link in self.links_from[n]}
         once = {n for n in starting if not self.links_into[n]} | fed_at_start
         return frozenset(
@@ -279,6 +279,10 @@ class ValidGraph:
     def trigger_node(self) -> Node | None:
         """The webhook trigger node, if the graph has one: such a graph starts only from its webhook."""
         return next((n for n in self.graph.nodes if self.blocks[n.id].block_type is BlockType.WEBHOOK), None)
+
+    @cached_property
+    def starting_ids(self) -> frozenset[str]:
+        return frozenset(n.id for n in self.starting_nodes)
 
     @cached_property
     def starting_nodes(self) -> list[Node]:

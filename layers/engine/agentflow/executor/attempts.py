@@ -6,11 +6,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.blocks.execution import ERROR_PIN, BlockRun, execute_block
 from agentflow.blocks.sdk import Block, BlockContext
 from agentflow.retries import ResolvedPolicy
+
+if TYPE_CHECKING:
+    from agentflow.clock import Clock
+    from agentflow.graph import ValidGraph
 
 REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary text; such secrets are refused at creation anyway
@@ -34,10 +38,18 @@ def run_with_timeout(block: type[Block], inputs: Mapping[str, Any], context: Blo
     return BlockRun([(ERROR_PIN, message)], message, retryable=True)
 
 
-def run_at_once(block: type[Block], inputs: Mapping[str, Any], context: BlockContext) -> BlockRun:
-    """The run of a block that reads only its inputs and takes no time (an output node run by its sender's worker:
-    executor/outputs.py), in this thread: no time limit to enforce, no secret handed to it."""
-    return execute_block(block, inputs, context)
+def run_at_once(
+    graph: ValidGraph, execution_id: str, node_id: str, seq: int, inputs: Mapping[str, Any], clock: Clock
+) -> BlockRun | None:
+    """The run of a node whose block reads only its inputs and takes no time (an output node run by its sender's
+    worker: executor/outputs.py; an input run at the start: executor/start_inputs.py), in this thread: no time limit
+    to enforce, no secret handed to it. None when it fails or would wait: the node then runs on its own, and its
+    own run reports that."""
+    context = BlockContext(
+        execution_id=execution_id, node_id=node_id, node_exec_id=f"{node_id}#{seq}", clock=clock, graph=graph
+    )
+    run = execute_block(graph.block(node_id), inputs, context)
+    return None if run.error is not None or run.deferred_seconds is not None else run
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentflow.blocks.sdk import BlockContext, BlockType
+from agentflow.blocks.sdk import BlockType
 from agentflow.clock import Clock
 from agentflow.executor import attempts
 from agentflow.executor.base import dumps
@@ -27,15 +27,8 @@ def run_output_now(
     block = graph.block(node_id)
     if block.block_type is not BlockType.OUTPUT or not block.pure or graph.links_from[node_id]:
         return None
-    context = BlockContext(
-        execution_id=execution_id,
-        node_id=node_id,
-        node_exec_id=f"{node_id}#{seq}",
-        clock=clock,
-        graph=graph,
-    )
-    run = attempts.run_at_once(block, inputs, context)
-    if run.error is not None or run.deferred_seconds is not None:
+    run = attempts.run_at_once(graph, execution_id, node_id, seq, inputs, clock)
+    if run is None:
         return None  # its own run says what went wrong, as without this
     outputs_json = dumps(run.outputs)
     if len(outputs_json.encode()) + len(dumps(inputs).encode()) > RAN_OUTPUT_BYTES:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentflow.blocks.sdk import BlockContext
 from agentflow.clock import Clock
 from agentflow.executor import attempts
 from agentflow.executor.base import dumps
@@ -34,11 +33,8 @@ def run_inputs_at_start(
         node_id = str(node["node_id"])
         if node_id not in chosen:
             continue
-        context = BlockContext(
-            execution_id=execution_id, node_id=node_id, node_exec_id=f"{node_id}#0", clock=clock, graph=graph
-        )
-        run = attempts.run_at_once(graph.block(node_id), json.loads(node["inputs"]), context)
-        if run.error is not None or run.deferred_seconds is not None:
+        run = attempts.run_at_once(graph, execution_id, node_id, 0, json.loads(node["inputs"]), clock)
+        if run is None:
             return start_nodes  # its own run reports it
         for _, link in graph.links_from[node_id]:
             fired = [
